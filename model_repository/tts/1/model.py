@@ -1,0 +1,154 @@
+"""Triton Python-backend model: Piper text-to-speech with per-phoneme durations.
+
+Each request is one utterance; its sentences become rows of one padded ONNX batch shared with
+every other request in the dynamic batch. A request that cannot be spoken gets its own error.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import triton_python_backend_utils as pb_utils
+from piper import PiperVoice
+from piper.config import PiperConfig
+from piper.const import BOS, EOS, PAD
+
+
+class TritonPythonModel:
+    def initialize(self, args: dict[str, str]) -> None:
+        config = json.loads(args["model_config"])
+        params = {key: value["string_value"] for key, value in config["parameters"].items()}
+        version_dir = Path(args["model_repository"]) / args["model_version"]
+        voice_path = version_dir / params["voice_file"]
+        voice_config = json.loads(Path(f"{voice_path}.json").read_text(encoding="utf-8"))
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = int(params.get("intra_op_threads", "0"))
+        session = ort.InferenceSession(
+            str(voice_path),
+            options,
+            providers=[params.get("execution_provider", "CPUExecutionProvider")],
+        )
+        self.voice = PiperVoice(session=session, config=PiperConfig.from_dict(voice_config))
+        if self.voice.config.sample_rate != int(params["sample_rate"]):
+            raise pb_utils.TritonModelException(
+                f"voice speaks at {self.voice.config.sample_rate} Hz, config.pbtxt says "
+                f"{params['sample_rate']}"
+            )
+        if len(session.get_outputs()) < 2:
+            raise pb_utils.TritonModelException(
+                f"{voice_path} has no duration output: run `python -m triton.build_models`"
+            )
+        self.max_chars = int(params["max_chars"])
+        self.max_rows = int(params["max_rows_per_run"])
+        id_map = self.voice.config.phoneme_id_map
+        self.ids_per_phoneme = {phoneme: len(ids) for phoneme, ids in id_map.items()}
+        self.pad_ids = len(id_map[PAD])
+        self.scales = np.array(
+            [
+                self.voice.config.noise_scale,
+                self.voice.config.length_scale,
+                self.voice.config.noise_w_scale,
+            ],
+            dtype=np.float32,
+        )
+        self.output_dtypes = {
+            out["name"]: pb_utils.triton_string_to_numpy(out["data_type"])
+            for out in config["output"]
+        }
+
+    def execute(self, requests: list) -> list:
+        rows: list[tuple[int, list[str], list[int]]] = []  # (request index, phonemes, phoneme ids)
+        errors: dict[int, str] = {}
+        for index, request in enumerate(requests):
+            try:
+                for phonemes in self._sentences(request):
+                    rows.append((index, phonemes, self.voice.phonemes_to_ids(phonemes)))
+            except ValueError as error:
+                errors[index] = str(error)
+        audio = self._synthesize([ids for _, _, ids in rows])
+
+        spoken: dict[int, list[tuple[list[str], np.ndarray, np.ndarray]]] = {}
+        for (index, phonemes, _), (pcm, id_samples) in zip(rows, audio, strict=True):
+            spoken.setdefault(index, []).append((phonemes, pcm, id_samples))
+
+        responses = []
+        for index in range(len(requests)):
+            if index in errors:
+                responses.append(
+                    pb_utils.InferenceResponse(error=pb_utils.TritonError(errors[index]))
+                )
+            else:
+                responses.append(self._response(spoken[index]))
+        return responses
+
+    def _sentences(self, request) -> list[list[str]]:
+        raw = pb_utils.get_input_tensor_by_name(request, "TEXT").as_numpy().reshape(-1)[0]
+        text = raw.decode("utf-8", errors="strict") if isinstance(raw, bytes) else str(raw)
+        text = text.strip()
+        if not text:
+            raise ValueError("TEXT is empty")
+        if len(text) > self.max_chars:
+            raise ValueError(f"TEXT has {len(text)} characters; the limit is {self.max_chars}")
+        sentences = [
+            [p for p in phonemes if p in self.ids_per_phoneme]
+            for phonemes in self.voice.phonemize(text)
+        ]
+        sentences = [phonemes for phonemes in sentences if phonemes]
+        if not sentences:
+            raise ValueError("TEXT has nothing speakable in it")
+        return sentences
+
+    def _synthesize(self, id_rows: list[list[int]]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Runs rows through the voice in padded batches, shortest with shortest."""
+        results: list[tuple[np.ndarray, np.ndarray]] = [None] * len(id_rows)  # type: ignore[list-item]
+        order = sorted(range(len(id_rows)), key=lambda i: len(id_rows[i]))
+        for start in range(0, len(order), self.max_rows):
+            chunk = order[start : start + self.max_rows]
+            lengths = np.array([len(id_rows[i]) for i in chunk], dtype=np.int64)
+            batch = np.zeros((len(chunk), int(lengths.max())), dtype=np.int64)
+            for row, i in enumerate(chunk):
+                batch[row, : lengths[row]] = id_rows[i]
+            wave, widths = self.voice.session.run(
+                None, {"input": batch, "input_lengths": lengths, "scales": self.scales}
+            )[:2]
+            wave = wave.reshape(len(chunk), -1)
+            id_samples = (widths.reshape(len(chunk), -1) * self.voice.config.hop_length).astype(
+                np.int64
+            )
+            for row, i in enumerate(chunk):
+                samples = id_samples[row, : lengths[row]]
+                pcm = wave[row, : int(samples.sum())]
+                peak = float(np.abs(pcm).max()) if pcm.size else 0.0
+                results[i] = ((pcm / peak if peak > 1e-8 else pcm).astype(np.float32), samples)
+        return results
+
+    def _phoneme_samples(self, phonemes: list[str], id_samples: np.ndarray) -> np.ndarray:
+        """Samples per phoneme: its ids plus the pad after it, as Piper aligns them."""
+        counts = [self.ids_per_phoneme[BOS] + self.pad_ids]
+        counts += [self.ids_per_phoneme[p] + self.pad_ids for p in phonemes]
+        counts.append(self.ids_per_phoneme[EOS])
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        return np.add.reduceat(id_samples, starts)
+
+    def _response(self, sentences: list[tuple[list[str], np.ndarray, np.ndarray]]):
+        pcm = np.concatenate([audio for _, audio, _ in sentences])
+        symbols: list[str] = []
+        durations: list[np.ndarray] = []
+        for phonemes, _, id_samples in sentences:
+            symbols += [BOS, *phonemes, EOS]
+            durations.append(self._phoneme_samples(phonemes, id_samples))
+        tensors = {
+            "AUDIO": pcm,
+            "PHONEMES": np.array([s.encode("utf-8") for s in symbols], dtype=np.object_),
+            "DURATIONS": np.concatenate(durations),
+        }
+        return pb_utils.InferenceResponse(
+            output_tensors=[
+                pb_utils.Tensor(name, value.astype(self.output_dtypes[name])[np.newaxis, :])
+                for name, value in tensors.items()
+            ]
+        )

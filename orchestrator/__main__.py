@@ -1,0 +1,26 @@
+"""`python -m orchestrator`: the engine on ENGINE_PORT (9000), with its embedded Triton."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from orchestrator.app import create_app
+from orchestrator.logs import configure_logging
+from orchestrator.settings import Settings
+
+
+def main() -> None:
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        ws_max_size=32 * 1024 * 1024,
+        timeout_graceful_shutdown=10,
+    )
+
+
+if __name__ == "__main__":
+    main()

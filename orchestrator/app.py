@@ -1,0 +1,51 @@
+"""The FastAPI application: routes, and the lifespan that opens and closes the runtime."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import metadata
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import Response
+
+from orchestrator.api import health, sessions, ws
+from orchestrator.runtime import Runtime
+from orchestrator.settings import Settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.runtime = await Runtime.start(settings)
+        try:
+            yield
+        finally:
+            await app.state.runtime.aclose()
+
+    app = FastAPI(
+        title="Tutor Engine",
+        version=metadata.version("tutor-engine"),
+        summary="Speech, lip-synced video and tutoring replies, served by Triton.",
+        lifespan=lifespan,
+    )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+        )
+    app.include_router(health.router)
+    app.include_router(sessions.router)
+    app.include_router(ws.router)
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app

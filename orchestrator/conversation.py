@@ -1,0 +1,117 @@
+"""A reply's data path: student text → AI engine → sentences → TTS, each stage streaming.
+
+Each sentence goes to TTS the moment it is complete, while the engine keeps writing, so the
+first words can be spoken before the whole reply exists; sentences come out in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from orchestrator.brain import AIEngineError, EngineRegistry, ReplyRequest
+from orchestrator.metrics import timed
+from orchestrator.sentences import sentences
+from orchestrator.sessions import Session
+from orchestrator.tts import Speech, TextToSpeech
+from orchestrator.tutors import TutorCatalog, TutorProfile, Voice
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SpokenSentence:
+    text: str
+    speech: Speech | None  # None: nothing speakable in it (e.g. only symbols)
+
+
+def joiner(tutor: TutorProfile) -> str:
+    """How sentences join back into text: Chinese has no spaces between them."""
+    return "" if tutor.language == "zh" else " "
+
+
+def speakable(text: str) -> bool:
+    return any(ch.isalnum() for ch in text)
+
+
+class Conversation:
+    def __init__(
+        self,
+        tutors: TutorCatalog,
+        engines: EngineRegistry,
+        tts: TextToSpeech,
+        max_sentence_chars: int = 240,
+    ) -> None:
+        self.tutors = tutors
+        self.engines = engines
+        self.tts = tts
+        self.max_sentence_chars = max_sentence_chars
+
+    def tutor_of(self, session: Session) -> TutorProfile:
+        tutor = self.tutors.get(session.tutor_id)
+        if tutor is None:  # the profile file changed under a live session
+            raise AIEngineError(f"tutor {session.tutor_id} is no longer configured", False)
+        return tutor
+
+    async def reply(self, session: Session, student_text: str) -> AsyncIterator[SpokenSentence]:
+        """Yields the tutor's reply sentence by sentence, spoken; remembers it when done."""
+        tutor = self.tutor_of(session)
+        voice = self.tutors.voice_of(tutor)
+        request = ReplyRequest(
+            tutor=tutor,
+            history=tuple(session.history),
+            student_text=student_text,
+            session_id=session.id,
+            kb_id=session.kb_id or tutor.kb_id,
+        )
+        engine = self.engines.get_ai_engine(session.tutor_id)
+        queue: asyncio.Queue[asyncio.Task[SpokenSentence] | Exception | None] = asyncio.Queue()
+
+        async def write() -> None:
+            try:
+                with timed("ai_engine", log, session_id=session.id, engine=engine.name):
+                    async for sentence in sentences(
+                        engine.stream_reply(request), self.max_sentence_chars
+                    ):
+                        queue.put_nowait(
+                            asyncio.create_task(self._speak(sentence, voice, session.id))
+                        )
+            except Exception as error:
+                queue.put_nowait(error)
+            else:
+                queue.put_nowait(None)
+
+        writer = asyncio.create_task(write())
+        spoken: list[str] = []
+        try:
+            while (item := await queue.get()) is not None:
+                if isinstance(item, Exception):
+                    raise item
+                sentence = await item
+                spoken.append(sentence.text)
+                yield sentence
+        finally:
+            writer.cancel()
+            while not queue.empty():
+                _discard(queue.get_nowait())
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+        if not spoken:
+            raise AIEngineError("the tutor's AI engine returned an empty reply", retryable=True)
+        session.remember(student_text, joiner(tutor).join(spoken))
+
+    async def _speak(self, text: str, voice: Voice, session_id: str) -> SpokenSentence:
+        if not speakable(text):
+            return SpokenSentence(text, None)
+        return SpokenSentence(text, await self.tts.synthesize(text, voice, session_id))
+
+
+def _discard(item: asyncio.Task[SpokenSentence] | Exception | None) -> None:
+    """Cancels a sentence nobody will hear; a failure it already had is not reported twice."""
+    if isinstance(item, asyncio.Task):
+        item.cancel()
+        if item.done() and not item.cancelled():
+            item.exception()

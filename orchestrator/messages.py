@@ -1,0 +1,201 @@
+"""WebSocket messages (../shared/PROTOCOL.md): two discriminated unions, client and server.
+
+Names and fields here are the contract existing clients code against: add, never rename.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+
+def timestamp() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class ProtocolError(Exception):
+    """A message the server cannot act on; answered with an `error` message."""
+
+    def __init__(
+        self,
+        code: str,
+        content: str,
+        engine_session_id: str | None = None,
+        retryable: bool = False,
+    ) -> None:
+        super().__init__(content)
+        self.code = code
+        self.content = content
+        self.engine_session_id = engine_session_id
+        self.retryable = retryable
+
+
+# --- client → server -------------------------------------------------------------------
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty or only whitespace")
+    return value
+
+
+NonBlank = Annotated[str, AfterValidator(_not_blank)]
+
+
+class _ClientMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=False)
+
+
+class TextMessage(_ClientMessage):
+    type: Literal["text"]
+    content: NonBlank
+    avatar_id: str | None = None
+    engine_session_id: str | None = None
+
+
+class AudioMessage(_ClientMessage):
+    type: Literal["audio"]
+    data: NonBlank = Field(description="base64 audio (WAV, WebM/Opus, Ogg, MP3, M4A)")
+    avatar_id: str | None = None
+    engine_session_id: str | None = None
+
+
+class IceCandidate(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    candidate: str
+    sdpMid: str | None = None
+    sdpMLineIndex: int | None = None
+
+
+class WebRTCOfferMessage(_ClientMessage):
+    type: Literal["webrtc_offer"]
+    sdp: str = Field(min_length=1)
+    user_id: int | str
+    avatar_id: str | None = None
+
+
+class WebRTCIceCandidateMessage(_ClientMessage):
+    type: Literal["webrtc_ice_candidate"]
+    candidate: IceCandidate | None  # null marks the end of the browser's candidates
+    user_id: int | str
+
+
+class TextWebRTCMessage(_ClientMessage):
+    type: Literal["text_webrtc"]
+    content: NonBlank
+    user_id: int | str
+    avatar_id: str | None = None
+    engine_session_id: str | None = None
+
+
+ClientMessage = Annotated[
+    TextMessage | AudioMessage | WebRTCOfferMessage | WebRTCIceCandidateMessage | TextWebRTCMessage,
+    Field(discriminator="type"),
+]
+CLIENT_TYPES = ("text", "audio", "webrtc_offer", "webrtc_ice_candidate", "text_webrtc")
+_client_adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
+
+
+def parse_client_message(raw: str | bytes) -> ClientMessage:
+    """Parses one frame, or raises ProtocolError with a message a person can act on."""
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ProtocolError("malformed_json", f"message is not valid JSON: {error}") from error
+    if not isinstance(data, dict):
+        raise ProtocolError("malformed_message", "message must be a JSON object")
+    kind = data.get("type")
+    session_hint = (
+        data.get("engine_session_id") if isinstance(data.get("engine_session_id"), str) else None
+    )
+    if kind not in CLIENT_TYPES:
+        raise ProtocolError(
+            "unknown_type",
+            f"unknown message type {kind!r}; expected one of: {', '.join(CLIENT_TYPES)}",
+            session_hint,
+        )
+    try:
+        return _client_adapter.validate_python(data)
+    except ValidationError as error:
+        raise ProtocolError("invalid_message", _describe(kind, error), session_hint) from error
+
+
+def _describe(kind: str, error: ValidationError) -> str:
+    problems = []
+    for issue in error.errors():
+        field = ".".join(str(part) for part in issue["loc"][1:]) or "message"
+        if issue["type"] == "missing":
+            problems.append(f"'{field}' is required")
+        else:
+            problems.append(f"'{field}': {issue['msg']}")
+    return f"invalid {kind} message: " + "; ".join(problems)
+
+
+# --- server → client -------------------------------------------------------------------
+
+
+class _ServerMessage(BaseModel):
+    timestamp: str = Field(default_factory=timestamp)
+    engine_session_id: str | None = None
+
+    def to_json(self) -> str:
+        return self.model_dump_json(exclude_none=True)
+
+
+class TextReply(_ServerMessage):
+    type: Literal["text"] = "text"
+    content: str
+    audio: str | None = Field(default=None, description="base64 WAV of the spoken reply")
+    role: Literal["assistant"] = "assistant"
+
+
+class VideoReply(_ServerMessage):
+    type: Literal["video"] = "video"
+    video: str
+    audio: str
+    content: str
+    role: Literal["assistant"] = "assistant"
+
+
+class Transcription(_ServerMessage):
+    type: Literal["transcription"] = "transcription"
+    content: str
+    role: Literal["user"] = "user"
+
+
+class WebRTCAnswer(_ServerMessage):
+    type: Literal["webrtc_answer"] = "webrtc_answer"
+    sdp: str
+
+
+class ErrorMessage(_ServerMessage):
+    type: Literal["error"] = "error"
+    content: str
+    code: str = "error"
+    retryable: bool = False
+
+    @classmethod
+    def from_protocol_error(cls, error: ProtocolError) -> ErrorMessage:
+        return cls(
+            content=error.content,
+            code=error.code,
+            engine_session_id=error.engine_session_id,
+            retryable=error.retryable,
+        )
+
+
+ServerMessage = Annotated[
+    TextReply | VideoReply | Transcription | WebRTCAnswer | ErrorMessage,
+    Field(discriminator="type"),
+]
+server_adapter: TypeAdapter[ServerMessage] = TypeAdapter(ServerMessage)
+
+
+def parse_server_message(raw: str | bytes | dict[str, Any]) -> ServerMessage:
+    """For clients and tests: the server's frames, typed."""
+    data = json.loads(raw) if isinstance(raw, (str, bytes)) else raw
+    return server_adapter.validate_python(data)

@@ -1,0 +1,39 @@
+"""Prometheus metrics of the orchestrator, and the timer that feeds logs and metrics at once."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram
+
+STAGE_SECONDS = Histogram(
+    "tutor_engine_stage_seconds",
+    "Time spent in each stage of a reply.",
+    ["stage"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+ERRORS = Counter("tutor_engine_errors_total", "Errors answered to clients, by code.", ["code"])
+ACTIVE_SESSIONS = Gauge("tutor_engine_active_sessions", "Sessions in the registry.")
+ACTIVE_CONNECTIONS = Gauge("tutor_engine_active_connections", "Open WebSocket connections.")
+REPLIES = Counter("tutor_engine_replies_total", "Replies sent, by kind.", ["kind"])
+
+
+@contextmanager
+def timed(stage: str, logger: logging.Logger, **fields: Any) -> Iterator[dict[str, Any]]:
+    """Times a stage: observes its histogram and logs one line with the fields given.
+
+    The yielded dict can take more fields while the stage runs.
+    """
+    started = time.perf_counter()
+    extra: dict[str, Any] = {"stage": stage, **fields}
+    try:
+        yield extra
+    finally:
+        elapsed = time.perf_counter() - started
+        STAGE_SECONDS.labels(stage).observe(elapsed)
+        extra["ms"] = round(elapsed * 1000, 1)
+        logger.info("stage %s", stage, extra=extra)

@@ -1,0 +1,127 @@
+"""The engine's long-lived parts, opened together in the app's lifespan and closed there."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+from orchestrator.brain import EngineRegistry
+from orchestrator.conversation import Conversation
+from orchestrator.sessions import SessionRegistry
+from orchestrator.settings import Settings
+from orchestrator.tokens import TokenSigner, load_or_create_secret
+from orchestrator.triton_client import TritonClient
+from orchestrator.tts import TextToSpeech
+from orchestrator.tutors import TutorCatalog
+from triton.server import TritonLaunch, TritonSupervisor
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    tokens: TokenSigner
+    sessions: SessionRegistry
+    tutors: TutorCatalog
+    engines: EngineRegistry
+    triton: TritonClient
+    supervisor: TritonSupervisor | None
+    conversation: Conversation
+    connections: int = 0
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    async def start(cls, settings: Settings, environ: Mapping[str, str] = os.environ) -> Runtime:
+        secret_key = settings.secret_key.get_secret_value() if settings.secret_key else None
+        tutors = TutorCatalog.load(settings.tutors_file)
+        engines = EngineRegistry(tutors, environ)
+        supervisor = None
+        if settings.embedded_triton:
+            supervisor = TritonSupervisor(
+                TritonLaunch(
+                    model_repository=settings.model_repository,
+                    workdir=settings.data_dir / "triton",
+                    grpc_port=settings.triton_grpc_port,
+                    http_port=settings.triton_http_port,
+                    metrics_port=settings.triton_metrics_port,
+                    model_config_name=settings.triton_model_config_name,
+                ),
+                startup_timeout_s=settings.triton_startup_timeout_s,
+                backoff_s=settings.triton_restart_backoff_s,
+            )
+            supervisor.start()
+        triton = TritonClient(settings.triton_grpc_target, settings.triton_request_timeout_s)
+        sessions = SessionRegistry(settings.session_ttl_s, settings.history_max_turns)
+        runtime = cls(
+            settings=settings,
+            tokens=TokenSigner(
+                load_or_create_secret(secret_key, settings.data_dir), settings.token_ttl_s
+            ),
+            sessions=sessions,
+            tutors=tutors,
+            engines=engines,
+            triton=triton,
+            supervisor=supervisor,
+            conversation=Conversation(tutors, engines, TextToSpeech(triton)),
+        )
+        runtime._tasks.append(
+            asyncio.create_task(sessions.sweep_forever(settings.session_sweep_interval_s))
+        )
+        log.info(
+            "engine started",
+            extra={
+                "triton": settings.triton_grpc_target,
+                "embedded_triton": settings.embedded_triton,
+            },
+        )
+        return runtime
+
+    @property
+    def served_models(self) -> list[str]:
+        """The Triton models this engine's tutors need."""
+        return sorted({voice.model for voice in self.tutors.voices.values()})
+
+    async def health(self) -> dict[str, Any]:
+        state = await self.triton.health(self.served_models, self.settings.health_probe_timeout_s)
+        triton: dict[str, Any] = {
+            "mode": "embedded" if self.supervisor else "external",
+            "url": self.triton.url,
+            "live": state.live,
+            "ready": state.ready,
+            "models": state.models,
+        }
+        if state.error:
+            triton["error"] = state.error
+        if self.supervisor is not None:
+            triton.update(
+                state=self.supervisor.state,
+                pid=self.supervisor.pid,
+                restarts=self.supervisor.restarts,
+                last_error=self.supervisor.last_error,
+            )
+        return {
+            "status": "healthy" if state.ready else "unhealthy",
+            "service": "GPU Server",
+            "version": metadata.version("tutor-engine"),
+            "triton": triton,
+            "sessions": len(self.sessions),
+            "connections": self.connections,
+        }
+
+    async def aclose(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.engines.aclose()
+        await self.triton.close()
+        if self.supervisor is not None:
+            await self.supervisor.stop()
+        log.info("engine stopped")

@@ -1,0 +1,117 @@
+"""The engine's one Settings object: every knob, read from `ENGINE_*` variables or `.env`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ENGINE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    environment: Literal["development", "production"] = "development"
+
+    # HTTP / WebSocket server
+    host: str = "0.0.0.0"
+    port: int = Field(default=9000, ge=1, le=65535)
+    public_url: str | None = Field(
+        default=None,
+        description="Base URL clients reach the engine at (ws://… or wss://…); "
+        "engine_url is built from the request's host when unset.",
+    )
+    api_key: SecretStr | None = Field(
+        default=None, description="When set, /v1/* needs `Authorization: Bearer <key>`."
+    )
+    cors_origins: list[str] = Field(default_factory=list)
+
+    # Tokens and sessions
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="HMAC secret for engine tokens; generated into data_dir on first run if unset.",
+    )
+    token_ttl_s: int = Field(default=24 * 3600, gt=0)
+    session_ttl_s: float = Field(default=3600.0, gt=0, description="Idle time before expiry.")
+    session_sweep_interval_s: float = Field(default=30.0, gt=0)
+    history_max_turns: int = Field(default=20, ge=1)
+
+    # Conversation limits
+    max_text_chars: int = Field(default=2000, ge=1)
+    max_inflight_per_connection: int = Field(default=4, ge=1)
+
+    # Triton
+    triton_url: str | None = Field(
+        default=None,
+        description="host:port of a running Triton's gRPC endpoint; unset starts the embedded one.",
+    )
+    triton_binary: Path | None = Field(
+        default=None, description="tritonserver to run; default: the one in nvidia-pytriton."
+    )
+    model_repository: Path = PROJECT_ROOT / "model_repository"
+    triton_model_config_name: str | None = Field(
+        default=None, description="Triton --model-config-name (config variant, e.g. tensorrt)."
+    )
+    triton_grpc_port: int = Field(default=8001, ge=1, le=65535)
+    triton_http_port: int = Field(default=8000, ge=1, le=65535)
+    triton_metrics_port: int = Field(default=8002, ge=1, le=65535)
+    triton_startup_timeout_s: float = Field(default=180.0, gt=0)
+    triton_request_timeout_s: float = Field(default=30.0, gt=0)
+    triton_restart_backoff_s: float = Field(default=1.0, gt=0)
+    health_probe_timeout_s: float = Field(default=2.0, gt=0)
+
+    # Speech
+    tts_sample_rate_hz: int = Field(
+        default=22050, description="Fallback only; the rate is read from the model's config."
+    )
+
+    # Files
+    data_dir: Path = PROJECT_ROOT / "var"
+    tutors_file: Path = PROJECT_ROOT / "config" / "tutors.toml"
+
+    # Logs
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_is_websocket(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.rstrip("/")
+        if not value.startswith(("ws://", "wss://", "http://", "https://")):
+            raise ValueError("public_url must start with ws://, wss://, http:// or https://")
+        return value.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
+
+    @field_validator("triton_url")
+    @classmethod
+    def _triton_url_is_host_port(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError("triton_url must be host:port (Triton's gRPC endpoint)")
+        return value
+
+    @model_validator(mode="after")
+    def _production_needs_real_secrets(self) -> Settings:
+        if self.environment != "production":
+            return self
+        if self.secret_key is None or len(self.secret_key.get_secret_value()) < 32:
+            raise ValueError("production needs ENGINE_SECRET_KEY of at least 32 characters")
+        if self.api_key is not None and len(self.api_key.get_secret_value()) < 16:
+            raise ValueError("ENGINE_API_KEY must be at least 16 characters in production")
+        return self
+
+    @property
+    def embedded_triton(self) -> bool:
+        return self.triton_url is None
+
+    @property
+    def triton_grpc_target(self) -> str:
+        return self.triton_url or f"127.0.0.1:{self.triton_grpc_port}"

@@ -1,0 +1,65 @@
+"""Text-to-speech stage: a sentence in, speech with per-phoneme timing out (Triton `tts*`)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from orchestrator.metrics import timed
+from orchestrator.triton_client import TritonClient
+from orchestrator.tutors import Voice
+from triton.contracts import tts_contract
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Speech:
+    text: str
+    pcm: npt.NDArray[np.float32]  # mono, [-1, 1]
+    sample_rate: int
+    phonemes: tuple[str, ...]
+    durations: npt.NDArray[np.int32]  # samples per phoneme; sums to len(pcm)
+
+    @property
+    def seconds(self) -> float:
+        return len(self.pcm) / self.sample_rate
+
+
+def join_speech(parts: list[Speech]) -> Speech:
+    if not parts:
+        raise ValueError("nothing to join")
+    return Speech(
+        text=" ".join(part.text for part in parts),
+        pcm=np.concatenate([part.pcm for part in parts]),
+        sample_rate=parts[0].sample_rate,
+        phonemes=tuple(p for part in parts for p in part.phonemes),
+        durations=np.concatenate([part.durations for part in parts]),
+    )
+
+
+class TextToSpeech:
+    def __init__(self, triton: TritonClient) -> None:
+        self._triton = triton
+
+    async def synthesize(self, text: str, voice: Voice, session_id: str = "") -> Speech:
+        contract = tts_contract(voice.model)
+        with timed("tts", log, session_id=session_id, model=voice.model, chars=len(text)) as stage:
+            result = await self._triton.infer(
+                contract,
+                {"TEXT": np.array([[text.encode("utf-8")]], dtype=np.object_)},
+                request_id=session_id,
+            )
+            sample_rate = int((await self._triton.parameters(voice.model))["sample_rate"])
+            speech = Speech(
+                text=text,
+                pcm=result["AUDIO"][0].astype(np.float32),
+                sample_rate=sample_rate,
+                phonemes=tuple(p.decode("utf-8") for p in result["PHONEMES"][0]),
+                durations=result["DURATIONS"][0].astype(np.int32),
+            )
+            stage["audio_s"] = round(speech.seconds, 3)
+        return speech

@@ -1,0 +1,36 @@
+"""Serving tests share one real Triton server and one engine for the whole test session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.processes import EngineProcess, TritonProcess
+from triton import build_models
+
+
+@pytest.fixture(scope="session")
+def model_files() -> None:
+    """The generated model files Triton needs (built only if missing or stale)."""
+    build_models.main([])
+
+
+@pytest.fixture(scope="session")
+def triton(model_files: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonProcess]:
+    server = TritonProcess(tmp_path_factory.mktemp("triton")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def engine(
+    triton: TritonProcess, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[EngineProcess]:
+    """The engine, pointed at the shared Triton (ENGINE_TRITON_URL: the docker-compose shape)."""
+    process = EngineProcess(
+        tmp_path_factory.mktemp("engine"), env={"ENGINE_TRITON_URL": triton.grpc_url}
+    ).start()
+    yield process
+    process.stop()
+    assert process.stopped_cleanly()

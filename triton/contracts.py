@@ -1,0 +1,76 @@
+"""Tensor contracts of the models in `model_repository/`, declared once.
+
+Each model's config.pbtxt, the orchestrator's client code and the perf_analyzer input data are
+checked against these declarations (tests/triton/test_contracts.py holds them together).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import numpy.typing as npt
+
+# Triton's wire names for tensor types, and the numpy types that carry them.
+NUMPY_DTYPES: dict[str, npt.DTypeLike] = {
+    "BYTES": np.object_,
+    "FP32": np.float32,
+    "FP16": np.float16,
+    "INT32": np.int32,
+    "INT64": np.int64,
+    "BOOL": np.bool_,
+}
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    datatype: str  # Triton wire type: "FP32", "BYTES", ...
+    dims: tuple[int, ...]  # per request, without the batch dimension; -1 is variable
+
+    @property
+    def config_type(self) -> str:
+        """The type as config.pbtxt spells it (TYPE_STRING for BYTES)."""
+        return "TYPE_STRING" if self.datatype == "BYTES" else f"TYPE_{self.datatype}"
+
+    @property
+    def numpy_dtype(self) -> npt.DTypeLike:
+        return NUMPY_DTYPES[self.datatype]
+
+
+@dataclass(frozen=True)
+class ModelContract:
+    name: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+    def input(self, name: str) -> TensorSpec:
+        return next(spec for spec in self.inputs if spec.name == name)
+
+    def output(self, name: str) -> TensorSpec:
+        return next(spec for spec in self.outputs if spec.name == name)
+
+    @property
+    def output_names(self) -> list[str]:
+        return [spec.name for spec in self.outputs]
+
+
+# Text to speech: one utterance of UTF-8 text in; mono float PCM out, with the phonemes it
+# spoke and how many samples each one lasted (sum(DURATIONS) == len(AUDIO)). The sample
+# rate is the model's config parameter "sample_rate".
+TTS = ModelContract(
+    name="tts",
+    inputs=(TensorSpec("TEXT", "BYTES", (1,)),),
+    outputs=(
+        TensorSpec("AUDIO", "FP32", (-1,)),
+        TensorSpec("PHONEMES", "BYTES", (-1,)),
+        TensorSpec("DURATIONS", "INT32", (-1,)),
+    ),
+)
+
+CONTRACTS: dict[str, ModelContract] = {contract.name: contract for contract in (TTS,)}
+
+
+def tts_contract(model_name: str) -> ModelContract:
+    """Every voice model speaks the TTS contract under its own model name."""
+    return replace(TTS, name=model_name)
