@@ -28,15 +28,16 @@ run: models
 test: models
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: $(INSTALLED)
+lint: models
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy orchestrator triton
+	$(BIN)/mypy --python-executable .venv-build/bin/python triton/whisper/*.py
 
 format: $(INSTALLED)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-build var .pytest_cache .mypy_cache .ruff_cache
 	git clean -fdX model_repository

@@ -9,6 +9,8 @@ they run in order.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import logging
 from dataclasses import dataclass
@@ -16,7 +18,8 @@ from typing import TYPE_CHECKING, Literal
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from orchestrator.audio import b64, wav_bytes
+from orchestrator.asr import SAMPLE_RATE, NoSpeech
+from orchestrator.audio import AudioError, b64, decode_audio, wav_bytes
 from orchestrator.brain import AIEngineError
 from orchestrator.conversation import joiner
 from orchestrator.messages import (
@@ -27,6 +30,7 @@ from orchestrator.messages import (
     TextMessage,
     TextReply,
     TextWebRTCMessage,
+    Transcription,
     WebRTCIceCandidateMessage,
     WebRTCOfferMessage,
     parse_client_message,
@@ -108,7 +112,9 @@ class Connection:
                 self._spawn(self._answer_text(session, message.content), session)
             case AudioMessage():
                 session = self.resolve(message.engine_session_id)
-                raise _disabled("speech input (audio messages)", session)
+                if message.avatar_id:
+                    raise _disabled("video replies (avatar_id)", session)
+                self._spawn(self._answer_audio(session, message), session)
             case TextWebRTCMessage():
                 self._check_user(message.user_id)
                 session = self.resolve(message.engine_session_id)
@@ -173,50 +179,73 @@ class Connection:
                 session.id,
                 retryable=True,
             )
-        task = asyncio.create_task(work)
+        task = asyncio.create_task(self._answering(work, session))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    # --- replies -----------------------------------------------------------------------
+    async def _answering(self, work: Coroutine[Any, Any, None], session: Session) -> None:
+        """Runs one answer; whatever goes wrong reaches the client as an `error`."""
+        try:
+            await work
+        except ProtocolError as error:
+            await self.send_error(error)
+        except AIEngineError as error:
+            await self.send_error(
+                ProtocolError("ai_engine_error", str(error), session.id, error.retryable)
+            )
+        except TritonError as error:
+            code = "speech_unavailable" if error.retryable else "speech_failed"
+            await self.send_error(ProtocolError(code, str(error), session.id, error.retryable))
+        except Exception:
+            log.exception("answer failed", extra={"session_id": session.id})
+            await self.send_error(
+                ProtocolError(
+                    "internal_error", "the engine failed to answer; please retry", session.id, True
+                )
+            )
+
+    # --- answers -----------------------------------------------------------------------
 
     async def _answer_text(self, session: Session, text: str) -> None:
         tutor = self.runtime.conversation.tutor_of(session)
         async with session.reply_lock:
-            try:
-                with timed("reply", log, session_id=session.id, chars=len(text)):
-                    parts = [part async for part in self.runtime.conversation.reply(session, text)]
-                    speech = [part.speech for part in parts if part.speech is not None]
-                    audio = None
-                    if speech:
-                        joined = join_speech(speech)
-                        audio = b64(wav_bytes(joined.pcm, joined.sample_rate))
-            except AIEngineError as error:
-                await self.send_error(
-                    ProtocolError("ai_engine_error", str(error), session.id, error.retryable)
-                )
-                return
-            except TritonError as error:
-                code = "speech_unavailable" if error.retryable else "speech_failed"
-                await self.send_error(ProtocolError(code, str(error), session.id, error.retryable))
-                return
-            except Exception:
-                log.exception("reply failed", extra={"session_id": session.id})
-                await self.send_error(
-                    ProtocolError(
-                        "internal_error",
-                        "the engine failed to answer; please retry",
-                        session.id,
-                        True,
-                    )
-                )
-                return
+            with timed("reply", log, session_id=session.id, chars=len(text)):
+                parts = [part async for part in self.runtime.conversation.reply(session, text)]
+                speech = [part.speech for part in parts if part.speech is not None]
+                audio = None
+                if speech:
+                    joined = join_speech(speech)
+                    audio = b64(wav_bytes(joined.pcm, joined.sample_rate))
         content = joiner(tutor).join(part.text for part in parts)
         REPLIES.labels("text").inc()
         await self.send(TextReply(content=content, audio=audio, engine_session_id=session.id))
 
+    async def _answer_audio(self, session: Session, message: AudioMessage) -> None:
+        """Transcribes the student's speech, says what was heard, then answers it."""
+        settings = self.runtime.settings
+        tutor = self.runtime.conversation.tutor_of(session)
+        data = _base64(message.data, settings.max_audio_bytes, session.id)
+        try:
+            pcm = await asyncio.to_thread(
+                decode_audio,
+                data,
+                rate=SAMPLE_RATE,
+                max_seconds=settings.max_audio_s,
+                raw_format=message.format,
+                raw_rate=message.sample_rate,
+            )
+            heard = await self.runtime.asr.transcribe(pcm, tutor.language, session.id)
+        except AudioError as error:
+            raise ProtocolError("invalid_audio", str(error), session.id) from error
+        except NoSpeech as error:
+            raise ProtocolError("no_speech", str(error), session.id) from error
+        self._check_text(heard.text, session)
+        await self.send(Transcription(content=heard.text, engine_session_id=session.id))
+        await self._answer_text(session, heard.text)
+
     # --- sending and closing -----------------------------------------------------------
 
-    async def send(self, message: TextReply | ErrorMessage) -> None:
+    async def send(self, message: TextReply | Transcription | ErrorMessage) -> None:
         if self.websocket.application_state != WebSocketState.CONNECTED:
             return
         async with self._send_lock:
@@ -242,6 +271,17 @@ class Connection:
         if self._bound is not None:
             self._bound.connections -= 1
             self.runtime.sessions.touch(self._bound)
+
+
+def _base64(data: str, max_bytes: int, session_id: str) -> bytes:
+    if len(data) * 3 // 4 > max_bytes:
+        raise ProtocolError(
+            "audio_too_large", f"audio is over the limit of {max_bytes // 1024} KiB", session_id
+        )
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError) as error:
+        raise ProtocolError("invalid_audio", "data is not valid base64", session_id) from error
 
 
 def _disabled(feature: str, session: Session | None = None) -> ProtocolError:

@@ -61,6 +61,10 @@ class AudioMessage(_ClientMessage):
     data: NonBlank = Field(description="base64 audio (WAV, WebM/Opus, Ogg, MP3, M4A)")
     avatar_id: str | None = None
     engine_session_id: str | None = None
+    format: Literal["pcm_s16le", "pcm_f32le"] | None = Field(
+        default=None, description="Only for raw PCM without a container; needs sample_rate."
+    )
+    sample_rate: int | None = None
 
 
 class IceCandidate(BaseModel):

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
+from orchestrator.asr import SpeechGate, SpeechRecognizer
 from orchestrator.brain import EngineRegistry
 from orchestrator.conversation import Conversation
 from orchestrator.sessions import SessionRegistry
@@ -34,6 +35,7 @@ class Runtime:
     triton: TritonClient
     supervisor: TritonSupervisor | None
     conversation: Conversation
+    asr: SpeechRecognizer
     connections: int = 0
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -70,6 +72,12 @@ class Runtime:
             triton=triton,
             supervisor=supervisor,
             conversation=Conversation(tutors, engines, TextToSpeech(triton)),
+            asr=SpeechRecognizer(
+                triton,
+                SpeechGate(
+                    settings.silence_dbfs, settings.no_speech_prob, settings.no_speech_logprob
+                ),
+            ),
         )
         runtime._tasks.append(
             asyncio.create_task(sessions.sweep_forever(settings.session_sweep_interval_s))
@@ -85,8 +93,8 @@ class Runtime:
 
     @property
     def served_models(self) -> list[str]:
-        """The Triton models this engine's tutors need."""
-        return sorted({voice.model for voice in self.tutors.voices.values()})
+        """The Triton models this engine needs: speech recognition and its tutors' voices."""
+        return sorted({"asr"} | {voice.model for voice in self.tutors.voices.values()})
 
     async def health(self) -> dict[str, Any]:
         state = await self.triton.health(self.served_models, self.settings.health_probe_timeout_s)

@@ -45,6 +45,13 @@ class Settings(BaseSettings):
     max_text_chars: int = Field(default=2000, ge=1)
     max_inflight_per_connection: int = Field(default=4, ge=1)
 
+    # Speech input (audio messages)
+    max_audio_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, description="Decoded size.")
+    max_audio_s: float = Field(default=30.0, gt=0, le=30, description="Whisper hears 30 s at most.")
+    silence_dbfs: float = Field(default=-50.0, description="Quieter than this is silence.")
+    no_speech_prob: float = Field(default=0.6, ge=0, le=1)
+    no_speech_logprob: float = Field(default=-1.0)
+
     # Triton
     triton_url: str | None = Field(
         default=None,

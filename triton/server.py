@@ -144,6 +144,7 @@ def server_command(
 def server_environment(dist: TritonDistribution) -> dict[str, str]:
     """The Python backend stub imports from this interpreter's environment (found via PATH)."""
     env = dict(os.environ)
+    env.setdefault("PYTHONUTF8", "1")  # model files are UTF-8 whatever the host's locale
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     if dist.library_dir is not None:
         libraries = [str(dist.library_dir), env.get("LD_LIBRARY_PATH", "")]

@@ -17,7 +17,7 @@ _LANGUAGE_NAMES = {"en": "English", "zh": "Mandarin Chinese (Simplified characte
 
 
 def system_prompt(tutor: TutorProfile) -> str:
-    language = _LANGUAGE_NAMES.get(tutor.language, tutor.language)
+    language = _LANGUAGE_NAMES.get(tutor.language or "", "the student's language")
     return (
         f"You are {tutor.name}, a tutor. {tutor.persona}\n"
         f"Always answer in {language}. Your words are spoken aloud: use short sentences, "

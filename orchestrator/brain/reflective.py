@@ -34,7 +34,7 @@ class ReflectiveTutor(AIEngine):
     name = "reflective"
 
     async def _stream(self, request: ReplyRequest) -> AsyncIterator[str]:
-        template = _TEMPLATES.get(request.tutor.language, _TEMPLATES["en"])
+        template = _TEMPLATES.get(request.tutor.language or "en", _TEMPLATES["en"])
         reply = template.format(topic=_topic(request.student_text))
         for piece in re.findall(r"\S+\s*", reply):
             yield piece

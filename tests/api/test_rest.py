@@ -18,7 +18,8 @@ pytestmark = pytest.mark.serving
 def test_health_reports_triton_and_its_models(engine: EngineProcess) -> None:
     body = engine.health().json()
     assert body["status"] == "healthy" and body["service"] == "GPU Server"
-    assert body["triton"]["ready"] is True and body["triton"]["models"] == {"tts": True}
+    assert body["triton"]["ready"] is True
+    assert body["triton"]["models"] == {"asr": True, "tts": True}
     assert body["triton"]["mode"] == "external"
 
 

@@ -85,7 +85,7 @@ async def test_the_session_socket_survives_every_error(engine: EngineProcess) ->
         await assert_error(
             ws, "feature_disabled", "WebRTC", type="webrtc_offer", sdp="v=0", user_id=43
         )
-        await assert_error(ws, "feature_disabled", "speech input", type="audio", data="UklGRg==")
+        await assert_error(ws, "invalid_audio", "could not decode", type="audio", data="UklGRg==")
         await assert_error(
             ws, "feature_disabled", "video", type="text", content="hi", avatar_id="avatar_tutor_13"
         )
@@ -171,7 +171,7 @@ async def test_user_socket_errors(engine: EngineProcess) -> None:
             ws, "unknown_session", "unknown", type="text", content="hi", engine_session_id="nope"
         )
         await assert_error(
-            ws, "feature_disabled", "speech input", type="audio", data="UklGRg==",
+            ws, "invalid_audio", "could not decode", type="audio", data="UklGRg==",
             engine_session_id=mine["session_id"],
         )  # fmt: skip
         await assert_error(

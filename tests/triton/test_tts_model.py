@@ -11,6 +11,7 @@ import pytest_asyncio
 
 from orchestrator.triton_client import TritonClient, TritonError
 from tests.support.processes import TritonProcess
+from tests.support.triton_stats import counts_after, settled_counts
 from triton.contracts import TTS
 
 pytestmark = pytest.mark.serving
@@ -60,24 +61,11 @@ async def test_a_bad_request_gets_its_own_error_and_spares_its_batch(
         assert isinstance(good, dict) and len(good["AUDIO"][0]) > 10_000
 
 
-async def counts(client: TritonClient) -> tuple[int, int]:
-    """(requests, executions) so far; JSON statistics leave out zero counts."""
-    stats = (await client.statistics("tts"))["model_stats"][0]
-    return int(stats.get("inference_count", 0)), int(stats.get("execution_count", 0))
-
-
 async def test_concurrent_requests_share_batches(client: TritonClient) -> None:
-    requests_before, executions_before = await counts(client)
+    before = await settled_counts(client, "tts")
     sentences = [f"This is sentence number {n}." for n in range(16)]
     results = await asyncio.gather(*(client.infer(TTS, text(s)) for s in sentences))
-    # The Python backend reports a batch's statistics just after sending its responses.
-    for _ in range(50):
-        requests_after, executions_after = await counts(client)
-        if requests_after - requests_before == 16:
-            break
-        await asyncio.sleep(0.1)
-    requests = requests_after - requests_before
-    executions = executions_after - executions_before
+    requests, executions = await counts_after(client, "tts", before, 16)
     assert requests == 16
     assert executions < requests  # at least one batch held more than one request
     assert all(len(r["AUDIO"][0]) > 10_000 for r in results)

@@ -1,0 +1,319 @@
+"""Whisper inference on exported graphs: log-mel features and batched greedy decoding.
+
+Self-contained (numpy + a graph runner), so the model folder serves in any Triton image. The
+graphs: `encoder` (mel → cross-attention K/V) and `decoder` (one step with a KV cache), run
+through ONNX Runtime here, or TensorRT plans through the same `Runner` interface on GPU.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+SAMPLE_RATE = 16_000
+N_FFT = 400
+HOP = 160
+N_MELS = 80
+WINDOW_SAMPLES = 30 * SAMPLE_RATE
+WINDOW_FRAMES = WINDOW_SAMPLES // HOP
+FIRST_TIMESTAMP = 50364  # ids from here on are <|0.00|>… timestamps
+
+
+# --- features ------------------------------------------------------------------------------
+
+
+def _hz_to_mel(freq: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale: linear below 1 kHz, logarithmic above."""
+    freq = np.asarray(freq, dtype=np.float64)
+    mels = 3.0 * freq / 200.0
+    log_region = freq >= 1000.0
+    return np.where(
+        log_region, 15.0 + np.log(np.maximum(freq, 1e-10) / 1000.0) / (np.log(6.4) / 27.0), mels
+    )
+
+
+def _mel_to_hz(mels: np.ndarray) -> np.ndarray:
+    mels = np.asarray(mels, dtype=np.float64)
+    freq = 200.0 * mels / 3.0
+    return np.where(mels >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (mels - 15.0)), freq)
+
+
+def mel_filters(
+    n_mels: int = N_MELS, n_fft: int = N_FFT, sample_rate: int = SAMPLE_RATE
+) -> np.ndarray:
+    """Triangular, area-normalised (Slaney) mel filterbank [n_mels, n_fft/2 + 1]."""
+    fft_freqs = np.linspace(0, sample_rate / 2, n_fft // 2 + 1)
+    mel_points = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(sample_rate / 2), n_mels + 2))
+    widths = np.diff(mel_points)
+    ramps = mel_points[:, None] - fft_freqs[None, :]
+    lower = -ramps[:-2] / widths[:-1, None]
+    upper = ramps[2:] / widths[1:, None]
+    weights = np.maximum(0, np.minimum(lower, upper))
+    weights *= (2.0 / (mel_points[2 : n_mels + 2] - mel_points[:n_mels]))[:, None]
+    return weights.astype(np.float32)
+
+
+_FILTERS = mel_filters()
+_WINDOW = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)).astype(
+    np.float32
+)  # periodic Hann
+
+
+def log_mel(audio: np.ndarray) -> np.ndarray:
+    """16 kHz mono float audio (≤ 30 s) → Whisper's normalised log-mel window [80, 3000]."""
+    audio = np.asarray(audio, dtype=np.float32)[:WINDOW_SAMPLES]
+    padded = np.pad(audio, (0, WINDOW_SAMPLES - len(audio)))
+    padded = np.pad(
+        padded, N_FFT // 2, mode="reflect"
+    )  # centred frames, as torch.stft(center=True)
+    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP][:WINDOW_FRAMES]
+    power = np.abs(np.fft.rfft(frames * _WINDOW, axis=-1)) ** 2
+    mel = _FILTERS @ power.T.astype(np.float32)
+    logs = np.log10(np.maximum(mel, 1e-10))
+    logs = np.maximum(logs, logs.max() - 8.0)
+    return ((logs + 4.0) / 4.0).astype(np.float32)
+
+
+# --- graphs --------------------------------------------------------------------------------
+
+
+class Runner(Protocol):
+    """Runs one exported graph: named numpy inputs → outputs in the graph's order."""
+
+    def __call__(self, inputs: dict[str, np.ndarray]) -> list[np.ndarray]: ...
+
+
+def onnxruntime_runner(
+    path: Path, threads: int = 0, providers: Sequence[str] = ("CPUExecutionProvider",)
+) -> Runner:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(path), options, providers=list(providers))
+
+    def run(inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return list(session.run(None, inputs))
+
+    return run
+
+
+def tensorrt_runner(path: Path) -> Runner:
+    """A TensorRT plan (built by `python -m triton.build_engines`), run through Polygraphy."""
+    from polygraphy.backend.common import BytesFromPath
+    from polygraphy.backend.trt import EngineFromBytes, TrtRunner
+
+    runner = TrtRunner(EngineFromBytes(BytesFromPath(str(path))))
+    runner.activate()
+    names = [
+        runner.context.engine.get_tensor_name(i)
+        for i in range(runner.context.engine.num_io_tensors)
+    ]
+    outputs = [n for n in names if n not in set(runner.get_input_metadata().keys())]
+
+    def run(inputs: dict[str, np.ndarray]) -> list[np.ndarray]:
+        result = runner.infer(feed_dict=inputs)
+        return [np.asarray(result[name]) for name in outputs]
+
+    return run
+
+
+# --- decoding ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    language: str
+    no_speech_prob: float
+    avg_logprob: float
+    tokens: tuple[int, ...]
+
+
+class Vocabulary:
+    """Whisper's special tokens and text decoding, from the exported tokenizer.json."""
+
+    def __init__(self, folder: Path) -> None:
+        from tokenizers import Tokenizer
+
+        self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        config = json.loads((folder / "whisper_config.json").read_text(encoding="utf-8"))
+        special = {
+            token["content"]: token["id"]
+            for token in json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))[
+                "added_tokens"
+            ]
+        }
+        self.eot = special["<|endoftext|>"]
+        self.sot = special["<|startoftranscript|>"]
+        self.sot_prev = special["<|startofprev|>"]
+        self.transcribe = special["<|transcribe|>"]
+        self.no_timestamps = special["<|notimestamps|>"]
+        self.no_speech = special.get("<|nospeech|>", special.get("<|nocaptions|>"))
+        self.languages = {
+            content[2:-2]: token
+            for content, token in special.items()
+            if token in set(config["lang_ids"])
+        }
+        self.suppress = np.array(
+            sorted(
+                set(config["suppress_ids"])
+                | {self.no_timestamps, self.sot, self.sot_prev, self.transcribe}
+            ),
+            dtype=np.int64,
+        )
+        self.suppress_begin = np.array(config["suppress_ids_begin"], dtype=np.int64)
+        self.language_ids = np.array(sorted(self.languages.values()), dtype=np.int64)
+        self._language_of = {token: name for name, token in self.languages.items()}
+
+    def language_of(self, token: int) -> str:
+        return self._language_of[token]
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tokenizer.encode(text, add_special_tokens=False).ids)
+
+    def decode(self, tokens: Sequence[int]) -> str:
+        return str(self.tokenizer.decode([t for t in tokens if t < self.eot])).strip()
+
+
+# A prompt in Simplified characters steers Mandarin output away from Traditional ones.
+DEFAULT_PROMPTS = {"zh": "以下是普通话的句子，请用简体中文。"}
+
+
+def loop_start(tokens: Sequence[int], min_span: int = 12, max_block: int = 8) -> int | None:
+    """Where a greedy decode fell into a loop ("1, 1, 1, …"): the end of its first round.
+
+    A block of 1–8 tokens repeated at least 3 times and over `min_span` tokens at the tail
+    counts as a loop; the caller keeps one copy of the block and stops decoding.
+    """
+    for block in range(1, max_block + 1):
+        repeats = max(3, -(-min_span // block))
+        span = block * repeats
+        if len(tokens) < span:
+            continue
+        tail = list(tokens[-span:])
+        if tail == tail[:block] * repeats:
+            return len(tokens) - span + block
+    return None
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+class WhisperRunner:
+    def __init__(
+        self,
+        encoder: Runner,
+        decoder: Runner,
+        vocabulary: Vocabulary,
+        layers: int,
+        heads: int,
+        head_dim: int,
+        prompts: dict[str, str] | None = None,
+    ) -> None:
+        self.encoder = encoder
+        self.decoder = decoder
+        self.vocab = vocabulary
+        self.cache_shape = (layers, 2, 0, heads, 0, head_dim)  # [L, 2, B, H, P, Dh]
+        self.prompts = {
+            lang: vocabulary.encode(" " + text)
+            for lang, text in (prompts or DEFAULT_PROMPTS).items()
+        }
+
+    def transcribe(
+        self,
+        audios: Sequence[np.ndarray],
+        languages: Sequence[str | None],
+        allowed_languages: Sequence[str] | None = None,
+        max_tokens: Callable[[float], int] = lambda seconds: min(224, int(16 + 10 * seconds)),
+    ) -> list[Transcript]:
+        """Every utterance shares one encoder batch; each language group decodes in lockstep."""
+        cross = self.encoder({"mel": np.stack([log_mel(a) for a in audios])})[0]
+        detected, no_speech = self._detect(cross, allowed_languages)
+        results: list[Transcript | None] = [None] * len(audios)
+        chosen = [lang or detected[i] for i, lang in enumerate(languages)]
+        for language in sorted(set(chosen)):
+            members = [i for i, lang in enumerate(chosen) if lang == language]
+            seconds = max(len(audios[i]) / SAMPLE_RATE for i in members)
+            decoded = self._greedy(cross[:, :, members], language, max_tokens(seconds))
+            for i, (tokens, logprob) in zip(members, decoded, strict=True):
+                results[i] = Transcript(
+                    self.vocab.decode(tokens), language, float(no_speech[i]), logprob, tuple(tokens)
+                )
+        return [r for r in results if r is not None]
+
+    def _empty_cache(self, batch: int) -> np.ndarray:
+        shape = list(self.cache_shape)
+        shape[2] = batch
+        return np.zeros(shape, dtype=np.float32)
+
+    def _detect(
+        self, cross: np.ndarray, allowed: Sequence[str] | None
+    ) -> tuple[list[str], np.ndarray]:
+        """One step from <|startoftranscript|>: the likeliest language and P(no speech)."""
+        batch = cross.shape[2]
+        tokens = np.full((batch, 1), self.vocab.sot, dtype=np.int64)
+        logits, _ = self.decoder(
+            {"tokens": tokens, "past": self._empty_cache(batch), "cross": cross}
+        )
+        probs = np.exp(_log_softmax(logits))
+        no_speech = (
+            probs[:, self.vocab.no_speech] if self.vocab.no_speech is not None else np.zeros(batch)
+        )
+        candidates = self.vocab.language_ids
+        if allowed:
+            candidates = np.array(
+                [self.vocab.languages[lang] for lang in allowed if lang in self.vocab.languages]
+            )
+        best = candidates[np.argmax(logits[:, candidates], axis=-1)]
+        return [self.vocab.language_of(int(t)) for t in best], no_speech
+
+    def _prompt(self, language: str) -> list[int]:
+        previous = self.prompts.get(language)
+        task = [
+            self.vocab.sot,
+            self.vocab.languages[language],
+            self.vocab.transcribe,
+            self.vocab.no_timestamps,
+        ]
+        return ([self.vocab.sot_prev, *previous] if previous else []) + task
+
+    def _greedy(
+        self, cross: np.ndarray, language: str, max_tokens: int
+    ) -> list[tuple[list[int], float]]:
+        batch = cross.shape[2]
+        tokens = np.array([self._prompt(language)] * batch, dtype=np.int64)
+        past = self._empty_cache(batch)
+        output: list[list[int]] = [[] for _ in range(batch)]
+        logprob_sum = np.zeros(batch)
+        done = np.zeros(batch, dtype=bool)
+        for step in range(max_tokens):
+            logits, past = self.decoder({"tokens": tokens, "past": past, "cross": cross})
+            logits[:, self.vocab.suppress] = -np.inf
+            logits[:, FIRST_TIMESTAMP:] = -np.inf
+            if step == 0:
+                logits[:, self.vocab.suppress_begin] = -np.inf
+            logprobs = _log_softmax(logits)
+            chosen = np.argmax(logits, axis=-1)
+            chosen[done] = self.vocab.eot
+            for i in np.flatnonzero(~done):
+                logprob_sum[i] += logprobs[i, chosen[i]]
+                if chosen[i] == self.vocab.eot:
+                    continue
+                output[i].append(int(chosen[i]))
+                cut = loop_start(output[i])
+                if cut is not None:
+                    del output[i][cut:]
+                    chosen[i] = self.vocab.eot
+            done |= chosen == self.vocab.eot
+            if done.all():
+                break
+            tokens = chosen[:, None].astype(np.int64)
+        return [(out, float(logprob_sum[i] / (len(out) + 1))) for i, out in enumerate(output)]

@@ -1,0 +1,40 @@
+"""Triton's per-model counters, read once they have settled.
+
+The Python backend reports a batch's statistics just after sending its responses, so a
+client can see its answers before the counters move.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from orchestrator.triton_client import TritonClient
+
+
+async def counts(client: TritonClient, model: str) -> tuple[int, int]:
+    """(requests, executions) so far; JSON statistics leave out zero counts."""
+    stats = (await client.statistics(model))["model_stats"][0]
+    return int(stats.get("inference_count", 0)), int(stats.get("execution_count", 0))
+
+
+async def settled_counts(client: TritonClient, model: str, quiet_s: float = 0.5) -> tuple[int, int]:
+    previous = await counts(client, model)
+    while True:
+        await asyncio.sleep(quiet_s)
+        current = await counts(client, model)
+        if current == previous:
+            return current
+        previous = current
+
+
+async def counts_after(
+    client: TritonClient, model: str, before: tuple[int, int], requests: int, timeout_s: float = 5
+) -> tuple[int, int]:
+    """(requests, executions) since `before`, once `requests` of them have been counted."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        now = await counts(client, model)
+        delta = (now[0] - before[0], now[1] - before[1])
+        if delta[0] >= requests or asyncio.get_running_loop().time() > deadline:
+            return delta
+        await asyncio.sleep(0.1)

