@@ -32,7 +32,7 @@ lint: models
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy orchestrator triton
-	$(BIN)/mypy --python-executable .venv-build/bin/python triton/whisper/*.py
+	$(BIN)/mypy --python-executable .venv-build/bin/python triton/whisper/*.py triton/zhtts/*.py
 
 format: $(INSTALLED)
 	$(BIN)/ruff format .

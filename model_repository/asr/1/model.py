@@ -39,6 +39,7 @@ class TritonPythonModel:
             layers=dims["layers"],
             heads=dims["heads"],
             head_dim=dims["head_dim"],
+            max_encoder_batch=int(params.get("max_encoder_batch", "8")),
         )
         self.max_samples = int(float(params["max_seconds"]) * whisper.SAMPLE_RATE)
         self.auto_languages = [x for x in params.get("auto_languages", "").split(",") if x] or None

@@ -1,0 +1,208 @@
+"""gRPC load on one Triton model: a concurrency sweep, with dynamic batching on and off.
+
+    .venv/bin/python -m benchmarks.triton_load --model asr --concurrency 1,2,4,8
+
+For each setting a fresh embedded Triton serves only that model: once with its config as
+shipped, once with `dynamic_batching` removed. Each sweep step sends `--requests` requests
+(at least 4 per concurrent client) and reports throughput, latency percentiles, the batch
+sizes Triton actually formed (its statistics API), and for speech models the real-time factor.
+Results: benchmarks/results/triton_load_<model>.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2
+
+from benchmarks.common import RESULTS, ROOT, embedded_triton, summary_ms
+from orchestrator.triton_client import TritonClient
+from tests.support.speech import piper_speech, resample
+from tests.support.triton_stats import counts, settled_counts
+from triton.contracts import CONTRACTS, ModelContract
+
+Inputs = dict[str, npt.NDArray[Any]]
+ENGLISH = [
+    "What happens to water when it freezes?",
+    "Let's look at the next problem together.",
+    "Good work. Now try the second question on your own.",
+    "Plants take in carbon dioxide and give out oxygen.",
+    "Remember to show each step of your working.",
+    "Can you tell me what a prime number is?",
+]
+MANDARIN = [
+    "我们来看下一道题。",
+    "做得很好，再试试第二题。",
+    "植物吸收二氧化碳，放出氧气。",
+    "记得写出每一步。",
+]
+
+
+@dataclass(frozen=True)
+class Workload:
+    contract: ModelContract
+    requests: list[Inputs]
+    speech_seconds: Callable[[Inputs, dict[str, npt.NDArray[Any]]], float] | None = None
+
+
+def _text(sentence: str) -> Inputs:
+    return {"TEXT": np.array([[sentence.encode()]], dtype=np.object_)}
+
+
+def workload(model: str) -> Workload:
+    contract = CONTRACTS[model]
+    if model == "asr":
+        clips = [resample(piper_speech(s), 16000) for s in ENGLISH]
+        requests = [
+            {"AUDIO": clip.reshape(1, -1), "LANGUAGE": np.array([[b"en"]], dtype=np.object_)}
+            for clip in clips
+        ]
+        return Workload(contract, requests, lambda inputs, _: inputs["AUDIO"].size / 16000)
+    if model in ("tts", "tts_zh"):
+        rate = 22050 if model == "tts" else 24000
+        sentences = ENGLISH if model == "tts" else MANDARIN
+        return Workload(
+            contract, [_text(s) for s in sentences], lambda _, out: out["AUDIO"].size / rate
+        )
+    raise SystemExit(f"no workload for {model}")
+
+
+def single_model_repository(model: str, batching: bool, into: Path) -> Path:
+    """A repository serving only `model`, its config as shipped or without dynamic batching."""
+    source = ROOT / "model_repository" / model
+    target = into / model
+    target.mkdir(parents=True)
+    config = text_format.Parse(
+        (source / "config.pbtxt").read_text(), model_config_pb2.ModelConfig()
+    )
+    if not batching:
+        config.ClearField("dynamic_batching")
+    (target / "config.pbtxt").write_text(text_format.MessageToString(config))
+    (target / "1").symlink_to(source / "1")
+    return into
+
+
+@contextlib.asynccontextmanager
+async def serving(model: str, batching: bool) -> AsyncIterator[TritonClient]:
+    with tempfile.TemporaryDirectory(prefix="bench-repo-") as tmp:
+        repository = single_model_repository(model, batching, Path(tmp))
+        async with embedded_triton(repository) as url:
+            client = TritonClient(url, request_timeout_s=600)
+            try:
+                yield client
+            finally:
+                await client.close()
+
+
+async def step(
+    client: TritonClient, load: Workload, concurrency: int, total: int
+) -> dict[str, float]:
+    model = load.contract.name
+    queue: asyncio.Queue[Inputs] = asyncio.Queue()
+    for n in range(total):
+        queue.put_nowait(load.requests[n % len(load.requests)])
+    latencies: list[float] = []
+    speech = 0.0
+
+    async def client_loop() -> None:
+        nonlocal speech
+        while not queue.empty():
+            inputs = queue.get_nowait()
+            started = time.perf_counter()
+            out = await client.infer(load.contract, inputs)
+            latencies.append(time.perf_counter() - started)
+            if load.speech_seconds is not None:
+                speech += load.speech_seconds(inputs, out)
+
+    before = await settled_counts(client, model)
+    started = time.perf_counter()
+    await asyncio.gather(*(client_loop() for _ in range(concurrency)))
+    wall = time.perf_counter() - started
+    after = await settled_counts(client, model, quiet_s=0.3)
+    executions = max(after[1] - before[1], 1)
+    row: dict[str, float] = {
+        "concurrency": concurrency,
+        "requests": total,
+        "throughput_rps": round(total / wall, 2),
+        "avg_batch": round((after[0] - before[0]) / executions, 2),
+        **summary_ms(latencies),
+    }
+    if load.speech_seconds is not None:
+        row["speech_s_per_s"] = round(speech / wall, 2)
+        row["rtf"] = round(wall / speech, 4)
+    return row
+
+
+async def sweep(model: str, concurrencies: list[int], per_step: int) -> dict[str, Any]:
+    load = workload(model)
+    results: dict[str, Any] = {"model": model}
+    for batching in (True, False):
+        rows = []
+        async with serving(model, batching) as client:
+            for request in load.requests[:2]:  # warm-up
+                await client.infer(load.contract, request)
+            await counts(client, model)
+            for concurrency in concurrencies:
+                total = max(per_step, 4 * concurrency)
+                rows.append(await step(client, load, concurrency, total))
+                print(json.dumps({"batching": batching, **rows[-1]}), flush=True)
+        results["batching_on" if batching else "batching_off"] = rows
+    top_on = results["batching_on"][-1]["throughput_rps"]
+    top_off = results["batching_off"][-1]["throughput_rps"]
+    results["batching_gain_at_max_concurrency"] = round(top_on / top_off, 2)
+    return results
+
+
+def markdown(results: dict[str, Any]) -> str:
+    speech = "rtf" in results["batching_on"][0]
+    head = "| batching | concurrency | req/s | avg batch | p50 ms | p90 ms | p99 ms |"
+    head += " speech s/s | RTF |" if speech else ""
+    lines = [f"### `{results['model']}`", "", head, "|" + " --- |" * (head.count("|") - 1)]
+    for key, label in (("batching_on", "on"), ("batching_off", "off")):
+        for row in results[key]:
+            line = (
+                f"| {label} | {row['concurrency']} | {row['throughput_rps']} | {row['avg_batch']} "
+                f"| {row['p50_ms']} | {row['p90_ms']} | {row['p99_ms']} |"
+            )
+            if speech:
+                line += f" {row['speech_s_per_s']} | {row['rtf']} |"
+            lines.append(line)
+    lines += [
+        "",
+        f"Throughput with batching ÷ without, at the highest concurrency: "
+        f"**{results['batching_gain_at_max_concurrency']}×**",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", required=True, choices=sorted(CONTRACTS))
+    parser.add_argument("--concurrency", default="1,2,4,8")
+    parser.add_argument(
+        "--requests", type=int, default=16, help="requests per sweep step (minimum)"
+    )
+    args = parser.parse_args()
+    concurrencies = [int(c) for c in args.concurrency.split(",")]
+    results = asyncio.run(sweep(args.model, concurrencies, args.requests))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"triton_load_{args.model}.json").write_text(json.dumps(results, indent=2))
+    (RESULTS / f"triton_load_{args.model}.md").write_text(markdown(results))
+    print(markdown(results))
+
+
+if __name__ == "__main__":
+    main()
