@@ -8,7 +8,10 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install models run test lint format clean
+# Debian packages the tests drive (espeak-ng: a voice that is not ours), installed if missing.
+SYSTEM_PACKAGES := espeak-ng
+
+.PHONY: install models system-deps run test lint format clean
 
 $(INSTALLED): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,10 +25,18 @@ install: $(INSTALLED)
 models: $(INSTALLED)
 	@$(BIN)/python -m triton.build_models
 
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  echo "installing$$missing (apt)"; \
+	  $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
 run: models
 	exec $(BIN)/python -m orchestrator
 
-test: models
+test: models system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: models
