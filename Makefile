@@ -8,8 +8,9 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-# Debian packages the tests drive (espeak-ng: a voice that is not ours), installed if missing.
-SYSTEM_PACKAGES := espeak-ng
+# Debian packages, installed if missing: espeak-ng (voices that are not ours, for training the
+# lip-sync network and for tests) and chromium (the browser the tests play video and WebRTC in).
+SYSTEM_PACKAGES := espeak-ng chromium
 
 .PHONY: install models system-deps run test lint format clean
 
@@ -21,9 +22,11 @@ $(INSTALLED): pyproject.toml
 
 install: $(INSTALLED)
 
-# Generated model files (ONNX exports, patched voices); only what is missing or stale.
-models: $(INSTALLED)
-	@$(BIN)/python -m triton.build_models
+# Generated model files (ONNX exports, patched voices, the lip-sync network) and the default
+# avatars; only what is missing or stale.
+models: $(INSTALLED) system-deps
+	@$(BIN)/python -m triton_ops.build_models
+	@$(BIN)/python -m orchestrator.avatar.draw --if-stale
 
 system-deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
@@ -42,8 +45,8 @@ test: models system-deps
 lint: models
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy orchestrator triton
-	$(BIN)/mypy --python-executable .venv-build/bin/python triton/whisper/*.py triton/zhtts/*.py
+	$(BIN)/mypy orchestrator triton_ops
+	$(BIN)/mypy --python-executable .venv-build/bin/python triton_ops/whisper/*.py triton_ops/zhtts/*.py triton_ops/lipsync/*.py
 
 format: $(INSTALLED)
 	$(BIN)/ruff format .

@@ -25,7 +25,7 @@ from benchmarks.common import RESULTS, embedded_triton
 from orchestrator.triton_client import TritonClient
 from tests.support.scoring import char_errors, traditional_characters, word_errors
 from tests.support.speech import Audio, espeak_speech, piper_speech, resample, with_noise
-from triton.contracts import ASR, TTS_ZH
+from triton_ops.contracts import ASR, TTS_ZH
 
 ENGLISH = [
     "Can you help me with my homework tonight?",

@@ -45,21 +45,23 @@ def engine_at(url: str | None) -> Iterator[str]:
             engine.stop()
 
 
-async def run(base_url: str, questions: int) -> dict[str, object]:
+async def run(base_url: str, questions: int, avatar: str | None) -> dict[str, object]:
     async with httpx.AsyncClient() as http:
         response = await http.post(f"{base_url}/v1/sessions", json={"tutor_id": 1, "student_id": 1})
     session = response.json()
     ws_url = f"{session['engine_url']}?token={session['engine_token']}"
     latencies: list[float] = []
     speech: list[float] = []
-    async with connect(ws_url) as ws:
-        await ask(ws, type="text", content="Hello!")  # warm-up
+    extra = {"avatar_id": avatar} if avatar else {}
+    async with connect(ws_url, max_size=None) as ws:
+        await ask(ws, type="text", content="Hello!", **extra)  # warm-up
         for n in range(questions):
             started = time.perf_counter()
-            reply = await ask(ws, type="text", content=QUESTIONS[n % len(QUESTIONS)])
+            reply = await ask(ws, type="text", content=QUESTIONS[n % len(QUESTIONS)], **extra)
             latencies.append(time.perf_counter() - started)
             speech.append(wav_info(reply["audio"])[1])
     return {
+        "reply": "video" if avatar else "text",
         "questions": questions,
         "speech_s_mean": round(sum(speech) / len(speech), 2),
         **summary_ms(latencies),
@@ -70,12 +72,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--questions", type=int, default=10)
     parser.add_argument("--engine-url")
+    parser.add_argument("--avatar", help="ask for video replies of this avatar")
     args = parser.parse_args()
     with engine_at(args.engine_url) as base_url:
-        report = asyncio.run(run(base_url, args.questions))
+        report = asyncio.run(run(base_url, args.questions, args.avatar))
     print(json.dumps(report, indent=2))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "reply_latency.json").write_text(json.dumps(report, indent=2))
+    name = "reply_latency_video.json" if args.avatar else "reply_latency.json"
+    (RESULTS / name).write_text(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

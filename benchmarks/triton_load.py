@@ -31,7 +31,7 @@ from benchmarks.common import RESULTS, ROOT, embedded_triton, summary_ms
 from orchestrator.triton_client import TritonClient
 from tests.support.speech import piper_speech, resample
 from tests.support.triton_stats import counts, settled_counts
-from triton.contracts import CONTRACTS, ModelContract
+from triton_ops.contracts import CONTRACTS, ModelContract
 
 Inputs = dict[str, npt.NDArray[Any]]
 ENGLISH = [

@@ -17,7 +17,7 @@ import numpy as np
 
 from benchmarks.common import RESULTS, embedded_triton, summary_ms
 from orchestrator.triton_client import TritonClient
-from triton.contracts import TTS
+from triton_ops.contracts import TTS
 
 SENTENCES = [
     "Photosynthesis is how plants turn light into food.",

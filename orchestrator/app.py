@@ -11,7 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
-from orchestrator.api import health, sessions, ws
+from orchestrator.api import avatars, health, sessions, ws
 from orchestrator.runtime import Runtime
 from orchestrator.settings import Settings
 
@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.include_router(health.router)
     app.include_router(sessions.router)
+    app.include_router(avatars.router)
     app.include_router(ws.router)
 
     @app.get("/metrics", include_in_schema=False)

@@ -11,7 +11,7 @@ import numpy.typing as npt
 from orchestrator.audio import level_dbfs
 from orchestrator.metrics import timed
 from orchestrator.triton_client import TritonClient
-from triton.contracts import ASR
+from triton_ops.contracts import ASR
 
 log = logging.getLogger(__name__)
 

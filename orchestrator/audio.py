@@ -102,3 +102,18 @@ def level_dbfs(pcm: npt.NDArray[np.float32]) -> float:
     )
     rms = float(np.sqrt((usable.astype(np.float64) ** 2).mean(axis=1).max()))
     return 20 * float(np.log10(rms + 1e-12))
+
+
+def resample(pcm: npt.NDArray[np.float32], source: int, target: int) -> npt.NDArray[np.float32]:
+    """Band-limited resampling of mono float PCM (FFmpeg's, through PyAV)."""
+    if source == target:
+        return pcm
+    frame = av.AudioFrame.from_ndarray(
+        pcm.reshape(1, -1).astype(np.float32), format="flt", layout="mono"
+    )
+    frame.sample_rate = source
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=target)
+    parts = [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
+    parts += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
+    out: npt.NDArray[np.float32] = np.concatenate(parts).astype(np.float32, copy=False)
+    return out

@@ -20,6 +20,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from orchestrator.asr import SAMPLE_RATE, NoSpeech
 from orchestrator.audio import AudioError, b64, decode_audio, wav_bytes
+from orchestrator.avatar.registry import Avatar
 from orchestrator.brain import AIEngineError
 from orchestrator.conversation import joiner
 from orchestrator.messages import (
@@ -31,6 +32,7 @@ from orchestrator.messages import (
     TextReply,
     TextWebRTCMessage,
     Transcription,
+    VideoReply,
     WebRTCIceCandidateMessage,
     WebRTCOfferMessage,
     parse_client_message,
@@ -107,14 +109,12 @@ class Connection:
             case TextMessage():
                 session = self.resolve(message.engine_session_id)
                 self._check_text(message.content, session)
-                if message.avatar_id:
-                    raise _disabled("video replies (avatar_id)", session)
-                self._spawn(self._answer_text(session, message.content), session)
+                avatar = self._avatar(message.avatar_id, session)
+                self._spawn(self._answer(session, message.content, avatar), session)
             case AudioMessage():
                 session = self.resolve(message.engine_session_id)
-                if message.avatar_id:
-                    raise _disabled("video replies (avatar_id)", session)
-                self._spawn(self._answer_audio(session, message), session)
+                avatar = self._avatar(message.avatar_id, session)
+                self._spawn(self._answer_audio(session, message, avatar), session)
             case TextWebRTCMessage():
                 self._check_user(message.user_id)
                 session = self.resolve(message.engine_session_id)
@@ -154,6 +154,17 @@ class Connection:
             )
         self.runtime.sessions.touch(session)
         return session
+
+    def _avatar(self, avatar_id: str | None, session: Session) -> Avatar | None:
+        if avatar_id is None:
+            return None
+        avatar = self.runtime.avatars.get(avatar_id)
+        if avatar is None:
+            valid = ", ".join(self.runtime.avatars.ids) or "none are installed"
+            raise ProtocolError(
+                "unknown_avatar", f"unknown avatar_id {avatar_id!r}; valid ids: {valid}", session.id
+            )
+        return avatar
 
     def _check_user(self, user_id: int | str) -> None:
         if str(user_id) != self.identity.user_id:
@@ -206,21 +217,36 @@ class Connection:
 
     # --- answers -----------------------------------------------------------------------
 
-    async def _answer_text(self, session: Session, text: str) -> None:
+    async def _answer(self, session: Session, text: str, avatar: Avatar | None) -> None:
+        """The tutor's spoken reply: a `text` message, or a `video` one with an avatar."""
         tutor = self.runtime.conversation.tutor_of(session)
         async with session.reply_lock:
-            with timed("reply", log, session_id=session.id, chars=len(text)):
+            with timed("reply", log, session_id=session.id, chars=len(text), video=bool(avatar)):
                 parts = [part async for part in self.runtime.conversation.reply(session, text)]
                 speech = [part.speech for part in parts if part.speech is not None]
-                audio = None
-                if speech:
-                    joined = join_speech(speech)
-                    audio = b64(wav_bytes(joined.pcm, joined.sample_rate))
-        content = joiner(tutor).join(part.text for part in parts)
-        REPLIES.labels("text").inc()
-        await self.send(TextReply(content=content, audio=audio, engine_session_id=session.id))
+                content = joiner(tutor).join(part.text for part in parts)
+                if avatar is not None and speech:
+                    mp4, joined = await self.runtime.animation.video(
+                        avatar, speech, tutor.language, session.id
+                    )
+                    reply: TextReply | VideoReply = VideoReply(
+                        video=b64(mp4),
+                        audio=b64(wav_bytes(joined.pcm, joined.sample_rate)),
+                        content=content,
+                        engine_session_id=session.id,
+                    )
+                else:
+                    audio = None
+                    if speech:
+                        joined = join_speech(speech)
+                        audio = b64(wav_bytes(joined.pcm, joined.sample_rate))
+                    reply = TextReply(content=content, audio=audio, engine_session_id=session.id)
+        REPLIES.labels(reply.type).inc()
+        await self.send(reply)
 
-    async def _answer_audio(self, session: Session, message: AudioMessage) -> None:
+    async def _answer_audio(
+        self, session: Session, message: AudioMessage, avatar: Avatar | None
+    ) -> None:
         """Transcribes the student's speech, says what was heard, then answers it."""
         settings = self.runtime.settings
         tutor = self.runtime.conversation.tutor_of(session)
@@ -241,11 +267,11 @@ class Connection:
             raise ProtocolError("no_speech", str(error), session.id) from error
         self._check_text(heard.text, session)
         await self.send(Transcription(content=heard.text, engine_session_id=session.id))
-        await self._answer_text(session, heard.text)
+        await self._answer(session, heard.text, avatar)
 
     # --- sending and closing -----------------------------------------------------------
 
-    async def send(self, message: TextReply | Transcription | ErrorMessage) -> None:
+    async def send(self, message: TextReply | VideoReply | Transcription | ErrorMessage) -> None:
         if self.websocket.application_state != WebSocketState.CONNECTED:
             return
         async with self._send_lock:

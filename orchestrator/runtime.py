@@ -11,16 +11,19 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
+from orchestrator.animation import Animation
 from orchestrator.asr import SpeechGate, SpeechRecognizer
+from orchestrator.avatar.registry import AvatarRegistry
 from orchestrator.brain import EngineRegistry
 from orchestrator.conversation import Conversation
+from orchestrator.lipsync import LipSync
 from orchestrator.sessions import SessionRegistry
 from orchestrator.settings import Settings
 from orchestrator.tokens import TokenSigner, load_or_create_secret
 from orchestrator.triton_client import TritonClient
 from orchestrator.tts import TextToSpeech
 from orchestrator.tutors import TutorCatalog
-from triton.server import TritonLaunch, TritonSupervisor
+from triton_ops.server import TritonLaunch, TritonSupervisor
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,8 @@ class Runtime:
     supervisor: TritonSupervisor | None
     conversation: Conversation
     asr: SpeechRecognizer
+    avatars: AvatarRegistry
+    animation: Animation
     connections: int = 0
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -78,6 +83,13 @@ class Runtime:
                     settings.silence_dbfs, settings.no_speech_prob, settings.no_speech_logprob
                 ),
             ),
+            avatars=AvatarRegistry.load([settings.avatars_dir]),
+            animation=Animation(
+                LipSync(triton, settings.video_fps, settings.lipsync_source),
+                settings.video_fps,
+                settings.video_size,
+                settings.video_crf,
+            ),
         )
         runtime._tasks.append(
             asyncio.create_task(sessions.sweep_forever(settings.session_sweep_interval_s))
@@ -94,7 +106,7 @@ class Runtime:
     @property
     def served_models(self) -> list[str]:
         """The Triton models this engine needs: speech recognition and its tutors' voices."""
-        return sorted({"asr"} | {voice.model for voice in self.tutors.voices.values()})
+        return sorted({"asr", "lipsync"} | {voice.model for voice in self.tutors.voices.values()})
 
     async def health(self) -> dict[str, Any]:
         state = await self.triton.health(self.served_models, self.settings.health_probe_timeout_s)
@@ -120,6 +132,7 @@ class Runtime:
             "version": metadata.version("tutor-engine"),
             "triton": triton,
             "sessions": len(self.sessions),
+            "avatars": len(self.avatars),
             "connections": self.connections,
         }
 

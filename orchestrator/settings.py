@@ -52,6 +52,20 @@ class Settings(BaseSettings):
     no_speech_prob: float = Field(default=0.6, ge=0, le=1)
     no_speech_logprob: float = Field(default=-1.0)
 
+    # Avatars and video replies
+    avatars_dir: Path = PROJECT_ROOT / "avatars"
+    video_fps: int = Field(default=25, ge=10, le=60)
+    video_width: int | None = Field(
+        default=None, ge=64, le=1920, description="Default: the avatar's."
+    )
+    video_height: int | None = Field(default=None, ge=64, le=1920)
+    video_crf: int = Field(default=23, ge=0, le=51, description="H.264 quality: lower is better.")
+    lipsync_source: Literal["model", "alignment"] = Field(
+        default="model",
+        description="model: the lip-sync network in Triton hears the speech; alignment: the TTS's "
+        "own phoneme timings (exact, for our voices only).",
+    )
+
     # Triton
     triton_url: str | None = Field(
         default=None,
@@ -114,6 +128,12 @@ class Settings(BaseSettings):
         if self.api_key is not None and len(self.api_key.get_secret_value()) < 16:
             raise ValueError("ENGINE_API_KEY must be at least 16 characters in production")
         return self
+
+    @property
+    def video_size(self) -> tuple[int, int] | None:
+        if self.video_width is None or self.video_height is None:
+            return None
+        return (self.video_width - self.video_width % 2, self.video_height - self.video_height % 2)
 
     @property
     def embedded_triton(self) -> bool:

@@ -13,7 +13,7 @@ import tritonclient.grpc as grpcclient
 from tritonclient.grpc.aio import InferenceServerClient
 from tritonclient.utils import InferenceServerException
 
-from triton.contracts import ModelContract
+from triton_ops.contracts import ModelContract
 
 log = logging.getLogger(__name__)
 

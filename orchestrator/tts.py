@@ -11,7 +11,7 @@ import numpy.typing as npt
 from orchestrator.metrics import timed
 from orchestrator.triton_client import TritonClient
 from orchestrator.tutors import Voice
-from triton.contracts import tts_contract
+from triton_ops.contracts import tts_contract
 
 log = logging.getLogger(__name__)
 

@@ -6,14 +6,18 @@ from collections.abc import Iterator
 
 import pytest
 
+from orchestrator.avatar import draw
 from tests.support.processes import EngineProcess, TritonProcess
-from triton import build_models
+from triton_ops import build_models
 
 
 @pytest.fixture(scope="session")
 def model_files() -> None:
-    """The generated model files Triton needs (built only if missing or stale)."""
+    """The generated model files Triton needs, and the default avatars (only if missing)."""
     build_models.main([])
+    for style in draw.STYLES:
+        if not draw.is_current(style, draw.ROOT_AVATARS):
+            draw.write_avatar(style, draw.ROOT_AVATARS)
 
 
 @pytest.fixture(scope="session")

@@ -114,11 +114,3 @@ async def test_two_users_speaking_at_once_get_their_own_transcripts(engine: Engi
     for (heard, reply), line in zip(results, lines.values(), strict=True):
         assert heard["type"] == "transcription" and wer(line, str(heard["content"])) <= 0.2, heard
         assert reply["type"] == "text" and line.rstrip("?").lower() in str(reply["content"]).lower()
-
-
-async def test_audio_with_an_avatar_waits_for_the_video_milestone(engine: EngineProcess) -> None:
-    session = engine.create_session(student_id=304)
-    async with connect(engine.ws_url(session["session_id"], session["engine_token"])) as ws:
-        data = b64(encode(piper_speech("Hi."), "wav"))
-        reply = await ask(ws, type="audio", data=data, avatar_id="avatar_tutor_13")
-    assert reply["type"] == "error" and reply["code"] == "feature_disabled"

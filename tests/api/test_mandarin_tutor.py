@@ -13,7 +13,7 @@ from tests.support.client import ask, receive, wav_info
 from tests.support.processes import EngineProcess, TritonProcess
 from tests.support.scoring import char_errors, traditional_characters
 from tests.support.speech import encode
-from triton.contracts import TTS_ZH
+from triton_ops.contracts import TTS_ZH
 
 pytestmark = pytest.mark.serving
 

@@ -87,7 +87,7 @@ async def test_the_session_socket_survives_every_error(engine: EngineProcess) ->
         )
         await assert_error(ws, "invalid_audio", "could not decode", type="audio", data="UklGRg==")
         await assert_error(
-            ws, "feature_disabled", "video", type="text", content="hi", avatar_id="avatar_tutor_13"
+            ws, "unknown_avatar", "valid ids", type="text", content="hi", avatar_id="nobody"
         )
         await assert_error(
             ws, "forbidden_session", "speaks for session", type="text", content="hi",

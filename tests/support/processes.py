@@ -1,4 +1,4 @@
-"""Real processes for serving tests: Triton (`python -m triton.server`) and the engine."""
+"""Real processes for serving tests: Triton (`python -m triton_ops.server`) and the engine."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ class TritonProcess:
     def start(self, timeout_s: float = 180) -> TritonProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         command = [
-            sys.executable, "-m", "triton.server",
+            sys.executable, "-m", "triton_ops.server",
             "--workdir", str(self.workdir),
             "--grpc-port", str(self.grpc_port),
             "--http-port", str(self.http_port),

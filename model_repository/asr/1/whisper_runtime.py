@@ -119,7 +119,7 @@ def onnxruntime_runner(
 
 
 class TensorRTRunner:
-    """A TensorRT plan (built by `python -m triton.build_engines`), run through Polygraphy."""
+    """A TensorRT plan (built by `python -m triton_ops.build_engines`), run through Polygraphy."""
 
     def __init__(self, path: Path) -> None:
         from polygraphy.backend.common import BytesFromPath

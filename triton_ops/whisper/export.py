@@ -1,6 +1,6 @@
 """Exports Whisper-base from the packaged CTranslate2 weights to ONNX, and checks the result.
 
-    .venv-build/bin/python -m triton.whisper.export --out model_repository/asr/1
+    .venv-build/bin/python -m triton_ops.whisper.export --out model_repository/asr/1
 
 Writes encoder.onnx, decoder.onnx, tokenizer.json, whisper_config.json and
 export_report.json. The checks compare against CTranslate2 running the packaged file itself
@@ -28,9 +28,9 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from triton.whisper.ct2 import CT2Model, read_ct2
-from triton.whisper.package import packaged_weights
-from triton.whisper.torch_model import WhisperDecoderStep, WhisperEncoder
+from triton_ops.whisper.ct2 import CT2Model, read_ct2
+from triton_ops.whisper.package import packaged_weights
+from triton_ops.whisper.torch_model import WhisperDecoderStep, WhisperEncoder
 
 log = logging.getLogger(__name__)
 

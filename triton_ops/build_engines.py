@@ -1,6 +1,6 @@
 """Builds TensorRT plans from the exported ONNX graphs, and checks them against ONNX Runtime.
 
-    python -m triton.build_engines [--fp32] [--check] [models…]
+    python -m triton_ops.build_engines [--fp32] [--check] [models…]
 
 Runs on a GPU host with the `tensorrt` Python package (NVIDIA's Triton image, or the
 compose `model-builder` service). For each graph: one optimization profile spanning batch

@@ -2,7 +2,7 @@
 
 `TritonServer` is one process: start, wait until ready, stop. `TritonSupervisor` owns a
 `TritonServer` for the orchestrator's lifetime and starts a new one whenever it dies.
-`python -m triton.server` runs one in the foreground (for perf_analyzer or debugging).
+`python -m triton_ops.server` runs one in the foreground (for perf_analyzer or debugging).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Every config of every model agrees with its contract in triton/contracts.py, and batches."""
+"""Every config of every model agrees with its contract in triton_ops/contracts.py, and batches."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-from triton.contracts import CONTRACTS, TensorSpec
+from triton_ops.contracts import CONTRACTS, TensorSpec
 
 REPOSITORY = Path(__file__).resolve().parents[2] / "model_repository"
 MODEL_DIRS = sorted(p for p in REPOSITORY.iterdir() if (p / "config.pbtxt").is_file())

@@ -8,7 +8,7 @@ from __future__ import annotations
 import onnxruntime as ort
 import pytest
 
-from triton.build_engines import REPOSITORY, SPECS, max_batch
+from triton_ops.build_engines import REPOSITORY, SPECS, max_batch
 
 
 @pytest.mark.parametrize("model", sorted(SPECS))

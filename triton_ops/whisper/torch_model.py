@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from triton.whisper.ct2 import CT2Model
+from triton_ops.whisper.ct2 import CT2Model
 
 
 def _linear(model: CT2Model, prefix: str) -> nn.Linear:

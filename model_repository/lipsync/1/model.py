@@ -1,0 +1,89 @@
+"""Triton Python-backend model: speech (16 kHz) → viseme weights per video frame.
+
+The utterances of a dynamic batch are padded into one network run; each request's rows are
+cut back to its own length, turned into probabilities and pooled to the video frame rate.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import triton_python_backend_utils as pb_utils
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from lipsync_features import HOP, SAMPLE_RATE, features, to_video_frames
+
+SILENCE_DBFS = -55.0  # quieter frames are silence whatever the network says
+
+
+def quiet(audio: np.ndarray, frames: int) -> np.ndarray:
+    """Frames (10 ms) too quiet to be speech: per-utterance normalised features cannot tell
+    a silent recording from a loud one, so the absolute level decides there."""
+    padded = np.pad(audio, (0, max(0, frames * HOP - audio.size)))[: frames * HOP]
+    rms = np.sqrt((padded.reshape(frames, HOP).astype(np.float64) ** 2).mean(axis=1))
+    return 20 * np.log10(rms + 1e-12) < SILENCE_DBFS
+
+
+class TritonPythonModel:
+    def initialize(self, args: dict[str, str]) -> None:
+        config = json.loads(args["model_config"])
+        params = {key: value["string_value"] for key, value in config["parameters"].items()}
+        folder = Path(args["model_repository"]) / args["model_version"]
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = int(params.get("intra_op_threads", "0"))
+        provider = params.get("execution_provider", "CPUExecutionProvider")
+        self.network = ort.InferenceSession(
+            str(folder / params["network_file"]), options, providers=[provider]
+        )
+        self.fps = int(params["fps"])
+        self.max_samples = int(float(params["max_seconds"]) * SAMPLE_RATE)
+
+    def execute(self, requests: list) -> list:
+        audios: dict[int, np.ndarray] = {}
+        errors: dict[int, str] = {}
+        for index, request in enumerate(requests):
+            audio = pb_utils.get_input_tensor_by_name(request, "AUDIO").as_numpy().reshape(-1)
+            if audio.size < SAMPLE_RATE // 25:
+                errors[index] = (
+                    f"AUDIO has {audio.size} samples; at least one video frame (640) is needed"
+                )
+            elif audio.size > self.max_samples:
+                limit = self.max_samples // SAMPLE_RATE
+                errors[index] = f"AUDIO is {audio.size / SAMPLE_RATE:.1f} s; the limit is {limit} s"
+            elif not np.isfinite(audio).all():
+                errors[index] = "AUDIO holds NaN or infinite samples"
+            else:
+                audios[index] = audio.astype(np.float32)
+        visemes = self._visemes(audios)
+        return [
+            pb_utils.InferenceResponse([pb_utils.Tensor("VISEMES", visemes[i][np.newaxis])])
+            if i in visemes
+            else pb_utils.InferenceResponse(error=pb_utils.TritonError(errors[i]))
+            for i in range(len(requests))
+        ]
+
+    def _visemes(self, audios: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+        if not audios:
+            return {}
+        feats = {i: features(a) for i, a in audios.items()}
+        longest = max(len(f) for f in feats.values())
+        batch = np.zeros(
+            (len(feats), longest, next(iter(feats.values())).shape[1]), dtype=np.float32
+        )
+        for row, f in enumerate(feats.values()):
+            batch[row, : len(f)] = f
+        logits = self.network.run(None, {"FEATS": batch})[0]
+        result = {}
+        for row, (index, f) in enumerate(feats.items()):
+            own = logits[row, : len(f)]
+            probs = np.exp(own - own.max(axis=1, keepdims=True))
+            probs /= probs.sum(axis=1, keepdims=True)
+            silent = quiet(audios[index], len(probs))
+            probs[silent] = 0.0
+            probs[silent, 0] = 1.0  # "sil" is viseme 0
+            result[index] = to_video_frames(probs, audios[index].size, self.fps)
+        return result

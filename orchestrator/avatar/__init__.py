@@ -1,0 +1,1 @@
+"""The tutor's face: avatars, visemes, and the renderer that animates them."""

@@ -1,0 +1,85 @@
+"""Lip-sync stage: speech in, the weight of each viseme in every video frame out.
+
+Two sources: the `lipsync` model in Triton, which hears any audio (the default), and the
+exact phoneme timings our own TTS reports, for replies in our own voices.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from orchestrator.audio import resample
+from orchestrator.avatar.render import Weights
+from orchestrator.avatar.visemes import INDEX, VISEMES, resolve
+from orchestrator.metrics import timed
+from orchestrator.triton_client import TritonClient
+from orchestrator.tts import Speech
+from triton_ops.contracts import LIPSYNC
+
+log = logging.getLogger(__name__)
+
+MODEL_RATE = 16_000
+Source = Literal["model", "alignment"]
+
+
+def fit_frames(weights: Weights, count: int) -> Weights:
+    """Exactly `count` frames: the model rounds each utterance on its own, a reply's frames
+    follow the reply's running clock."""
+    if len(weights) == count:
+        return weights
+    if len(weights) == 0:
+        out = np.zeros((count, len(VISEMES)), dtype=np.float32)
+        out[:, INDEX["sil"]] = 1.0
+        return out
+    picks = np.minimum((np.arange(count) * len(weights) / count).astype(np.int64), len(weights) - 1)
+    fitted: Weights = weights[picks]
+    return fitted
+
+
+def alignment_weights(speech: Speech, fps: int, alphabet: str) -> Weights:
+    """Each frame's share of each viseme, from the TTS's per-phoneme sample counts."""
+    visemes = resolve(list(speech.phonemes), alphabet)
+    ends = np.cumsum(speech.durations.astype(np.int64))
+    starts = ends - speech.durations
+    count = max(1, round(len(speech.pcm) / speech.sample_rate * fps))
+    edges = np.arange(count + 1) * speech.sample_rate / fps
+    weights = np.zeros((count, len(VISEMES)), dtype=np.float32)
+    for start, end, viseme in zip(starts, ends, visemes, strict=True):
+        first = int(start * fps // speech.sample_rate)
+        last = min(count - 1, int(max(end - 1, start) * fps // speech.sample_rate))
+        for frame in range(first, last + 1):
+            overlap = min(end, edges[frame + 1]) - max(start, edges[frame])
+            if overlap > 0:
+                weights[frame, INDEX[viseme]] += overlap
+    totals = weights.sum(axis=1, keepdims=True)
+    weights[totals[:, 0] == 0, INDEX["sil"]] = 1.0
+    result: Weights = weights / np.maximum(weights.sum(axis=1, keepdims=True), 1e-9)
+    return result
+
+
+class LipSync:
+    def __init__(self, triton: TritonClient, fps: int, source: Source = "model") -> None:
+        self._triton = triton
+        self.fps = fps
+        self.source = source
+
+    async def weights(self, speech: Speech, language: str | None, session_id: str = "") -> Weights:
+        with timed(
+            "lipsync",
+            log,
+            session_id=session_id,
+            source=self.source,
+            audio_s=round(speech.seconds, 2),
+        ):
+            if self.source == "alignment":
+                return alignment_weights(speech, self.fps, "pinyin" if language == "zh" else "ipa")
+            audio: npt.NDArray[np.float32] = resample(speech.pcm, speech.sample_rate, MODEL_RATE)
+            out = await self._triton.infer(
+                LIPSYNC, {"AUDIO": audio.reshape(1, -1)}, request_id=session_id
+            )
+            visemes: Weights = out["VISEMES"][0].astype(np.float32)
+            return visemes
