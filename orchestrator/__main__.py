@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
+# Before numpy loads: the engine's matrix products are small, and OpenBLAS's idle worker
+# threads spin on sched_yield after each one — a whole core burnt per live stream (measured).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import uvicorn
 
 from orchestrator.app import create_app
@@ -19,6 +25,7 @@ def main() -> None:
         log_config=None,
         ws_max_size=32 * 1024 * 1024,
         timeout_graceful_shutdown=10,
+        loop="asyncio",
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import metadata
@@ -11,7 +12,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
-from orchestrator.api import avatars, health, sessions, ws
+from orchestrator.api import avatars, demo, health, sessions, tutors, ws
+from orchestrator.metrics import ASYNCIO_TASKS
 from orchestrator.runtime import Runtime
 from orchestrator.settings import Settings
 
@@ -43,10 +45,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(sessions.router)
     app.include_router(avatars.router)
+    app.include_router(tutors.router)
+    app.include_router(demo.router)
     app.include_router(ws.router)
 
     @app.get("/metrics", include_in_schema=False)
-    def metrics() -> Response:
+    async def metrics() -> Response:
+        ASYNCIO_TASKS.set(len(asyncio.all_tasks()))
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app

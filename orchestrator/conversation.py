@@ -70,27 +70,33 @@ class Conversation:
         engine = self.engines.get_ai_engine(session.tutor_id)
         queue: asyncio.Queue[asyncio.Task[SpokenSentence] | Exception | None] = asyncio.Queue()
 
+        first_spoken = asyncio.Event()
+
         async def write() -> None:
+            produced = 0
             try:
                 with timed("ai_engine", log, session_id=session.id, engine=engine.name):
                     async for sentence in sentences(
                         engine.stream_reply(request), self.max_sentence_chars
                     ):
+                        gate = first_spoken if produced else None
+                        produced += 1
                         queue.put_nowait(
-                            asyncio.create_task(self._speak(sentence, voice, session.id))
+                            asyncio.create_task(self._speak(sentence, voice, session.id, gate))
                         )
             except Exception as error:
                 queue.put_nowait(error)
             else:
                 queue.put_nowait(None)
 
-        writer = asyncio.create_task(write())
         spoken: list[str] = []
+        writer = asyncio.create_task(write())
         try:
             while (item := await queue.get()) is not None:
                 if isinstance(item, Exception):
                     raise item
                 sentence = await item
+                first_spoken.set()
                 spoken.append(sentence.text)
                 yield sentence
         finally:
@@ -103,9 +109,15 @@ class Conversation:
             raise AIEngineError("the tutor's AI engine returned an empty reply", retryable=True)
         session.remember(student_text, joiner(tutor).join(spoken))
 
-    async def _speak(self, text: str, voice: Voice, session_id: str) -> SpokenSentence:
+    async def _speak(
+        self, text: str, voice: Voice, session_id: str, after: asyncio.Event | None
+    ) -> SpokenSentence:
+        """The first sentence is synthesized alone, so it is heard as early as possible; the
+        ones after it wait for it, then share Triton batches."""
         if not speakable(text):
             return SpokenSentence(text, None)
+        if after is not None:
+            await after.wait()
         return SpokenSentence(text, await self.tts.synthesize(text, voice, session_id))
 
 

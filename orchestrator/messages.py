@@ -96,11 +96,23 @@ class TextWebRTCMessage(_ClientMessage):
     engine_session_id: str | None = None
 
 
+class InterruptMessage(_ClientMessage):
+    """Barge-in: stop the tutor's live reply now (audio and video return to idle)."""
+
+    type: Literal["interrupt"]
+    engine_session_id: str | None = None
+
+
 ClientMessage = Annotated[
-    TextMessage | AudioMessage | WebRTCOfferMessage | WebRTCIceCandidateMessage | TextWebRTCMessage,
+    TextMessage
+    | AudioMessage
+    | WebRTCOfferMessage
+    | WebRTCIceCandidateMessage
+    | TextWebRTCMessage
+    | InterruptMessage,
     Field(discriminator="type"),
 ]
-CLIENT_TYPES = ("text", "audio", "webrtc_offer", "webrtc_ice_candidate", "text_webrtc")
+CLIENT_TYPES = ("text", "audio", "webrtc_offer", "webrtc_ice_candidate", "text_webrtc", "interrupt")
 _client_adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
 
 
@@ -155,6 +167,9 @@ class TextReply(_ServerMessage):
     content: str
     audio: str | None = Field(default=None, description="base64 WAV of the spoken reply")
     role: Literal["assistant"] = "assistant"
+    delivery: Literal["webrtc"] | None = Field(
+        default=None, description="webrtc: the speech and video went out on the live tracks"
+    )
 
 
 class VideoReply(_ServerMessage):

@@ -20,6 +20,13 @@ ERRORS = Counter("tutor_engine_errors_total", "Errors answered to clients, by co
 ACTIVE_SESSIONS = Gauge("tutor_engine_active_sessions", "Sessions in the registry.")
 ACTIVE_CONNECTIONS = Gauge("tutor_engine_active_connections", "Open WebSocket connections.")
 REPLIES = Counter("tutor_engine_replies_total", "Replies sent, by kind.", ["kind"])
+FIRST_AUDIO = Histogram(
+    "tutor_engine_first_audio_seconds",
+    "Live replies: from the student's message to the first speech leaving the audio track.",
+    buckets=(0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10),
+)
+ACTIVE_PEERS = Gauge("tutor_engine_active_peers", "WebRTC peer connections.")
+ASYNCIO_TASKS = Gauge("tutor_engine_asyncio_tasks", "Tasks alive in the engine's event loop.")
 
 
 @contextmanager

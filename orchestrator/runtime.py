@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
+
+from aiortc import RTCIceServer
 
 from orchestrator.animation import Animation
 from orchestrator.asr import SpeechGate, SpeechRecognizer
@@ -24,8 +27,22 @@ from orchestrator.triton_client import TritonClient
 from orchestrator.tts import TextToSpeech
 from orchestrator.tutors import TutorCatalog
 from triton_ops.server import TritonLaunch, TritonSupervisor
+from webrtc.ice import restrict_host_addresses
+from webrtc.peers import PeerRegistry, PeerSettings
 
 log = logging.getLogger(__name__)
+
+
+def peer_settings(settings: Settings) -> PeerSettings:
+    return PeerSettings(
+        ice_servers=[
+            RTCIceServer(urls=s.urls, username=s.username, credential=s.credential)
+            for s in settings.webrtc_ice_servers
+        ],
+        allowed_networks=[ipaddress.ip_network(n) for n in settings.webrtc_allowed_networks],
+        idle_timeout_s=settings.webrtc_idle_timeout_s,
+        fps=settings.video_fps,
+    )
 
 
 @dataclass
@@ -41,6 +58,7 @@ class Runtime:
     asr: SpeechRecognizer
     avatars: AvatarRegistry
     animation: Animation
+    peers: PeerRegistry
     connections: int = 0
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -90,10 +108,14 @@ class Runtime:
                 settings.video_size,
                 settings.video_crf,
             ),
+            peers=PeerRegistry(peer_settings(settings)),
         )
-        runtime._tasks.append(
-            asyncio.create_task(sessions.sweep_forever(settings.session_sweep_interval_s))
-        )
+        if settings.webrtc_host_addresses is not None:
+            restrict_host_addresses(settings.webrtc_host_addresses)
+        runtime._tasks += [
+            asyncio.create_task(sessions.sweep_forever(settings.session_sweep_interval_s)),
+            asyncio.create_task(runtime.peers.sweep_forever(settings.webrtc_sweep_interval_s)),
+        ]
         log.info(
             "engine started",
             extra={
@@ -133,6 +155,7 @@ class Runtime:
             "triton": triton,
             "sessions": len(self.sessions),
             "avatars": len(self.avatars),
+            "webrtc_peers": len(self.peers),
             "connections": self.connections,
         }
 
@@ -141,6 +164,7 @@ class Runtime:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.peers.close_all()
         await self.engines.aclose()
         await self.triton.close()
         if self.supervisor is not None:

@@ -5,10 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class IceServer(BaseModel):
+    """A STUN or TURN server for WebRTC (coturn in production)."""
+
+    urls: list[str]
+    username: str | None = None
+    credential: str | None = None
 
 
 class Settings(BaseSettings):
@@ -65,6 +73,24 @@ class Settings(BaseSettings):
         description="model: the lip-sync network in Triton hears the speech; alignment: the TTS's "
         "own phoneme timings (exact, for our voices only).",
     )
+
+    # WebRTC
+    webrtc_ice_servers: list[IceServer] = Field(
+        default_factory=list, description='JSON: [{"urls": ["turn:turn.example.com:3478"], …}]'
+    )
+    webrtc_host_addresses: list[str] | None = Field(
+        default=None,
+        description='Gather ICE host candidates on exactly these (["127.0.0.1"]: one host).',
+    )
+    webrtc_allowed_networks: list[str] = Field(
+        default_factory=list, description="Accept remote ICE candidates only inside these CIDRs."
+    )
+    webrtc_idle_timeout_s: float = Field(default=300.0, gt=0)
+    webrtc_sweep_interval_s: float = Field(default=10.0, gt=0)
+    webrtc_reply_policy: Literal["interrupt", "queue"] = Field(
+        default="interrupt", description="What a new reply does to one still being spoken."
+    )
+    default_avatar: str = "avatar_tutor_13"
 
     # Triton
     triton_url: str | None = Field(

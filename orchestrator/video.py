@@ -9,6 +9,7 @@ from pathlib import Path
 import av
 import numpy as np
 import numpy.typing as npt
+from av.video.reformatter import VideoReformatter
 
 from orchestrator.audio import resample
 from orchestrator.avatar.render import Frames
@@ -48,9 +49,10 @@ def _write(
         video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         video.options = {"preset": "veryfast", "crf": str(crf), "tune": "animation"}
         audio = container.add_stream("aac", rate=AAC_RATE, layout="mono")
+        yuv = VideoReformatter()  # threads=1: PyAV's default spins up a thread pool per frame
         for index, rgb in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-            frame = frame.reformat(width=width, height=height, format="yuv420p")
+            frame = yuv.reformat(frame, width=width, height=height, format="yuv420p", threads=1)
             frame.pts, frame.time_base = index, Fraction(1, fps)
             container.mux(video.encode(frame))
         container.mux(video.encode(None))

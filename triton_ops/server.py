@@ -145,6 +145,8 @@ def server_environment(dist: TritonDistribution) -> dict[str, str]:
     """The Python backend stub imports from this interpreter's environment (found via PATH)."""
     env = dict(os.environ)
     env.setdefault("PYTHONUTF8", "1")  # model files are UTF-8 whatever the host's locale
+    # numpy's work in the models is small; idle OpenBLAS threads would spin on sched_yield
+    env.setdefault("OPENBLAS_NUM_THREADS", "1")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     if dist.library_dir is not None:
         libraries = [str(dist.library_dir), env.get("LD_LIBRARY_PATH", "")]

@@ -83,7 +83,7 @@ async def test_the_session_socket_survives_every_error(engine: EngineProcess) ->
             ws, "forbidden_user", "user_id 7", type="webrtc_offer", sdp="v=0", user_id=7
         )
         await assert_error(
-            ws, "feature_disabled", "WebRTC", type="webrtc_offer", sdp="v=0", user_id=43
+            ws, "invalid_webrtc", "offer", type="webrtc_offer", sdp="v=0", user_id=43
         )
         await assert_error(ws, "invalid_audio", "could not decode", type="audio", data="UklGRg==")
         await assert_error(
@@ -175,7 +175,7 @@ async def test_user_socket_errors(engine: EngineProcess) -> None:
             engine_session_id=mine["session_id"],
         )  # fmt: skip
         await assert_error(
-            ws, "feature_disabled", "WebRTC", type="webrtc_offer", sdp="v=0", user_id=78
+            ws, "invalid_webrtc", "offer", type="webrtc_offer", sdp="v=0", user_id=78
         )
         reply = await ask(ws, type="text", content="Hello?", engine_session_id=mine["session_id"])
         assert reply["type"] == "text"

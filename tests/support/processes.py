@@ -116,6 +116,9 @@ class EngineProcess:
             "ENGINE_TRITON_GRPC_PORT": str(free_port()),
             "ENGINE_TRITON_HTTP_PORT": str(free_port()),
             "ENGINE_TRITON_METRICS_PORT": str(free_port()),
+            # WebRTC on loopback only: host candidates on 127.0.0.1, remote ones accepted there
+            "ENGINE_WEBRTC_HOST_ADDRESSES": '["127.0.0.1"]',
+            "ENGINE_WEBRTC_ALLOWED_NETWORKS": '["127.0.0.0/8"]',
             **self.env,
         }
         with self.log.open("ab") as out:

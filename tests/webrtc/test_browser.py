@@ -1,0 +1,125 @@
+"""The demo page in real headless Chromium: session over REST, socket, WebRTC, a typed question
+answered live with a moving mouth, and a spoken question recorded by MediaRecorder."""
+
+from __future__ import annotations
+
+import asyncio
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+from playwright.async_api import async_playwright
+
+from tests.support.browser import FLAGS, chromium_path
+from tests.support.processes import EngineProcess
+from tests.support.speech import piper_speech, resample, silence
+
+pytestmark = pytest.mark.serving
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+STATS = """async () => {
+  const stats = await window.demo.pc.getStats();
+  const out = {video: 0, audioEnergy: 0, audioSamples: 0};
+  stats.forEach((s) => {
+    if (s.type === 'inbound-rtp' && s.kind === 'video') out.video = s.framesDecoded || 0;
+    if (s.type === 'inbound-rtp' && s.kind === 'audio') {
+      out.audioEnergy = s.totalAudioEnergy || 0;
+      out.audioSamples = s.totalSamplesReceived || 0;
+    }
+  });
+  return out;
+}"""
+
+# How much mouth shows: pixels near the mouth that differ from the skin at the box's edges.
+MOUTH = """() => {
+  const v = document.getElementById('avatar');
+  const c = document.createElement('canvas');
+  c.width = 512; c.height = 512;
+  const g = c.getContext('2d');
+  g.drawImage(v, 0, 0, 512, 512);
+  const px = g.getImageData(196, 278, 120, 68).data;
+  const at = (x, y) => [0, 1, 2].map((k) => px[(y * 120 + x) * 4 + k]);
+  const skin = at(2, 2);
+  let area = 0;
+  for (let y = 0; y < 68; y++) for (let x = 0; x < 120; x++) {
+    const p = at(x, y);
+    if (Math.abs(p[0] - skin[0]) + Math.abs(p[1] - skin[1]) + Math.abs(p[2] - skin[2]) > 60) area++;
+  }
+  return area;
+}"""
+
+
+def fake_microphone(path: Path) -> Path:
+    """What Chromium's fake capture device plays: a question, then quiet."""
+    speech = resample(piper_speech("What is the biggest planet?"), 48000)
+    pcm = np.concatenate([silence(0.3, 48000)[0], speech, silence(4.0, 48000)[0]])
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(48000)
+        out.writeframes((pcm * 32767).astype(np.int16).tobytes())
+    return path
+
+
+async def sample(page, script: str, count: int, every_s: float) -> list[float]:  # type: ignore[no-untyped-def]
+    values = []
+    for _ in range(count):
+        values.append(await page.evaluate(script))
+        await asyncio.sleep(every_s)
+    return values
+
+
+async def test_the_demo_page_talks_live_in_chromium(engine: EngineProcess, tmp_path: Path) -> None:
+    microphone = fake_microphone(tmp_path / "microphone.wav")
+    flags = [
+        *FLAGS,
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={microphone}%noloop",
+    ]
+    ARTIFACTS.mkdir(exist_ok=True)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=chromium_path(), args=flags)
+        context = await browser.new_context()
+        await context.grant_permissions(["camera", "microphone"], origin=engine.base_url)
+        page = await context.new_page()
+        await page.goto(engine.base_url + "/demo")
+        await page.wait_for_function("document.querySelectorAll('#tutor option').length > 0")
+        await page.select_option("#tutor", "13")
+        await page.fill("#student", "950")
+        await page.click("#start")
+        await page.wait_for_function(
+            "window.demo.pc && window.demo.pc.connectionState === 'connected'", timeout=15000
+        )
+        await page.wait_for_function(
+            "document.getElementById('avatar').currentTime > 1", timeout=15000
+        )
+
+        before = await page.evaluate(STATS)
+        idle = await sample(page, MOUTH, 10, 0.12)
+        await page.fill("#text", "What is a volcano?")
+        await page.click("#send")
+        await page.wait_for_function(
+            "document.querySelector('#log .assistant') !== null", timeout=30000
+        )
+        talking = await sample(page, MOUTH, 25, 0.12)
+        after = await page.evaluate(STATS)
+        await page.screenshot(path=str(ARTIFACTS / "webrtc-demo.png"))
+
+        assert after["video"] - before["video"] > 50  # frames keep arriving and decoding
+        assert after["audioEnergy"] > before["audioEnergy"] + 1e-3  # the tutor was heard
+        assert np.std(talking) > 3 * np.std(idle) + 20, (idle, talking)  # the mouth moved
+        assert "volcano" in (await page.inner_text("#log")).lower()
+
+        # Hold to talk: MediaRecorder (WebM/Opus) → `audio` → transcription → a live answer
+        await page.hover("#talk")
+        await page.mouse.down()
+        await asyncio.sleep(3.0)
+        await page.mouse.up()
+        await page.wait_for_function(
+            "[...document.querySelectorAll('#log .user')].some(e => /planet/i.test(e.textContent))",
+            timeout=30000,
+        )
+        await browser.close()

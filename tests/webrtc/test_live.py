@@ -1,0 +1,250 @@
+"""WebRTC end to end with a real aiortc peer: signaling, idle stream, live replies, A/V sync,
+barge-in, several users at once, and every signaling error."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import numpy as np
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+
+from orchestrator.avatar.registry import load_avatar
+from tests.support.client import ask, receive, send
+from tests.support.processes import EngineProcess
+from tests.support.speech import encode, piper_speech
+from tests.support.webrtc_client import LiveClient, Received
+from tests.webrtc.conftest import AVATARS
+
+pytestmark = pytest.mark.serving
+
+
+@asynccontextmanager
+async def live(
+    engine: EngineProcess, student: int, avatar: str = "avatar_tutor_13"
+) -> AsyncIterator[tuple[ClientConnection, LiveClient, str]]:
+    session = engine.create_session(student_id=student)
+    async with connect(
+        engine.ws_url(f"user_{student}", session["engine_token"]), max_size=None
+    ) as ws:
+        client = LiveClient()
+        await client.connect(ws, student, avatar_id=avatar)
+        try:
+            yield ws, client, session["session_id"]
+        finally:
+            await client.close()
+
+
+async def until(condition, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not {what} after {timeout_s} s")
+        await asyncio.sleep(0.05)
+
+
+def speaking(client: LiveClient, since: float) -> list[Received]:
+    return [r for r in client.audio if r.arrived >= since and r.value > 0.01]
+
+
+async def test_an_offer_gets_an_answer_and_the_avatar_idles(engine: EngineProcess) -> None:
+    started = time.monotonic()
+    async with live(engine, 700) as (_, client, _):
+        await until(lambda: len(client.video) > 60, 10, "streaming video")
+        first = client.video[0].arrived - started
+        window = client.video[-50:]
+        fps = (len(window) - 1) / (window[-1].arrived - window[0].arrived)
+        assert first < 2.0 and 20 <= fps <= 30, (first, fps)
+        assert all(r.value < 0.01 for r in client.audio[5:])  # nobody speaks yet
+        assert len({r.value for r in client.video}) > 1 or len({r.corner for r in client.video}) > 1
+
+
+async def test_a_live_reply_is_spoken_with_lips_in_sync(engine: EngineProcess) -> None:
+    async with live(engine, 701) as (ws, client, session_id):
+        await until(lambda: len(client.video) > 10, 10, "streaming video")
+        sent = time.monotonic()
+        reply = await ask(
+            ws,
+            type="text_webrtc",
+            content="What is a magnet?",
+            user_id=701,
+            engine_session_id=session_id,
+        )
+        assert (
+            reply["type"] == "text"
+            and reply["delivery"] == "webrtc"
+            and "magnet" in reply["content"]
+        )
+        assert "audio" not in reply  # the speech went out on the audio track
+        await until(lambda: speaking(client, sent), 10, "speaking")
+        first_audio = speaking(client, sent)[0].arrived - sent
+        await until(
+            lambda: client.audio[-1].arrived - speaking(client, sent)[-1].arrived > 1.0, 30, "done"
+        )
+        assert first_audio < 3.0, first_audio
+
+        # A/V sync on the media clock: mouth area per video frame against loudness per frame
+        start = speaking(client, sent)[0].media_s - 0.5
+        video = [r for r in client.video if r.media_s >= start]
+        audio = [r for r in client.audio if r.media_s >= start]
+        frames = len(video)
+        loud = np.zeros(frames)
+        for r in audio:
+            index = int((r.media_s - video[0].media_s) * 25)
+            if 0 <= index < frames:
+                loud[index] = max(loud[index], r.value)
+        mouth = np.array([r.value for r in video])
+
+        def correlation(lag: int) -> float:
+            a = mouth[max(lag, 0) : frames + min(lag, 0)]
+            b = loud[max(-lag, 0) : frames + min(-lag, 0)]
+            return float(np.corrcoef(a, b)[0, 1])
+
+        best = max(range(-4, 5), key=correlation)
+        assert abs(best) <= 1 and correlation(best) > 0.3, {
+            lag: round(correlation(lag), 2) for lag in range(-4, 5)
+        }
+        quiet, talking = mouth[loud < 0.002], mouth[loud > 0.05]
+        assert talking.mean() > 1.5 * quiet.mean()  # moves while speaking, rests after
+
+
+async def test_barge_in_stops_the_tutor_within_200_ms(engine: EngineProcess) -> None:
+    async with live(engine, 702) as (ws, client, session_id):
+        await until(lambda: len(client.video) > 10, 10, "streaming video")
+        sent = time.monotonic()
+        await send(
+            ws,
+            type="text_webrtc",
+            content="Tell me a long story about the sea.",
+            user_id=702,
+            engine_session_id=session_id,
+        )
+        await until(lambda: len(speaking(client, sent)) > 10, 10, "speaking")
+        stop = time.monotonic()
+        await send(ws, type="interrupt", engine_session_id=session_id)
+        await asyncio.sleep(1.5)
+        last_sound = speaking(client, sent)[-1].arrived
+        assert last_sound - stop < 0.2, last_sound - stop
+        mouth_after = [r.value for r in client.video if r.arrived > stop + 0.3]
+        mouth_before = [r.value for r in client.video if sent < r.arrived < stop]
+        assert max(mouth_after) < np.percentile(mouth_before, 75)  # the mouth went back to rest
+
+        # a new utterance from the student also cuts the tutor off, then gets its answer
+        sent = time.monotonic()
+        await send(
+            ws,
+            type="text_webrtc",
+            content="Tell me about the moon.",
+            user_id=702,
+            engine_session_id=session_id,
+        )
+        await receive(ws)
+        await until(lambda: len(speaking(client, sent)) > 10, 10, "speaking again")
+        speech = base64.b64encode(
+            encode(piper_speech("Wait, why is the sky blue?"), "webm")
+        ).decode()
+        spoke = time.monotonic()
+        await send(ws, type="audio", data=speech, engine_session_id=session_id)
+        await asyncio.sleep(0.5)
+        assert speaking(client, sent)[-1].arrived - spoke < 0.25
+        heard = await receive(ws)
+        assert heard["type"] == "transcription" and "sky" in heard["content"].lower()
+        answer = await receive(ws)
+        assert answer["type"] == "text" and answer["delivery"] == "webrtc"
+        await until(lambda: speaking(client, spoke + 0.5), 10, "answering the question")
+
+
+async def test_several_users_each_see_and_hear_only_their_own(engine: EngineProcess) -> None:
+    avatars = {703: "avatar_tutor_1", 704: "avatar_tutor_2", 705: "avatar_tutor_13"}
+    async with (
+        live(engine, 703, avatars[703]) as a,
+        live(engine, 704, avatars[704]) as b,
+        live(engine, 705, avatars[705]) as c,
+    ):
+        clients = {703: a, 704: b, 705: c}
+        await until(lambda: all(len(x[1].video) > 10 for x in clients.values()), 15, "streaming")
+        sent = time.monotonic()
+        await asyncio.gather(
+            *(
+                ask(
+                    ws,
+                    type="text_webrtc",
+                    content=f"Question from {user}?",
+                    user_id=user,
+                    engine_session_id=sid,
+                )
+                for user, (ws, _, sid) in clients.items()
+                if user != 705
+            )
+        )
+        await asyncio.sleep(4)
+        for user, (_, client, _) in clients.items():
+            heard = len(speaking(client, sent))
+            assert (heard > 20) == (user != 705), (user, heard)
+            background = (
+                load_avatar(AVATARS / avatars[user])
+                .background[5:25, 5:25, :3]
+                .reshape(-1, 3)
+                .mean(axis=0)
+                * 255
+            )
+            corners = np.array([r.corner for r in client.video[-20:]])
+            assert np.abs(corners.mean(axis=0) - background).max() < 15, user
+
+
+async def test_a_new_offer_replaces_the_old_peer(engine: EngineProcess) -> None:
+    session = engine.create_session(student_id=706)
+    async with connect(engine.ws_url("user_706", session["engine_token"]), max_size=None) as ws:
+        first, second = LiveClient(), LiveClient()
+        await first.connect(ws, 706)
+        await until(lambda: len(first.video) > 5, 10, "first streaming")
+        await second.connect(ws, 706)
+        await until(lambda: len(second.video) > 5, 10, "second streaming")
+        count = len(first.video)
+        await asyncio.sleep(1)
+        assert len(first.video) - count <= 3  # the old peer stopped sending
+        await first.close()
+        await second.close()
+
+
+async def test_signaling_errors_are_clear(engine: EngineProcess) -> None:
+    session = engine.create_session(student_id=707)
+    sid = session["session_id"]
+    async with connect(engine.ws_url("user_707", session["engine_token"])) as ws:
+        for message, code in [
+            (
+                {"type": "text_webrtc", "content": "hi", "user_id": 707, "engine_session_id": sid},
+                "no_webrtc",
+            ),
+            ({"type": "interrupt", "engine_session_id": sid}, "no_webrtc"),
+            (
+                {
+                    "type": "webrtc_ice_candidate",
+                    "candidate": {"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host"},
+                    "user_id": 707,
+                },
+                "invalid_webrtc",
+            ),
+            (
+                {"type": "webrtc_offer", "sdp": "v=0 this is no sdp", "user_id": 707},
+                "invalid_webrtc",
+            ),
+            (
+                {
+                    "type": "webrtc_offer",
+                    "sdp": "v=0",
+                    "user_id": 707,
+                    "avatar_id": "avatar_nobody",
+                },
+                "unknown_avatar",
+            ),
+        ]:
+            reply = await ask(ws, **message)
+            assert reply["type"] == "error" and reply["code"] == code, (message, reply)
+        assert (await ask(ws, type="text", content="Still fine?", engine_session_id=sid))[
+            "type"
+        ] == "text"

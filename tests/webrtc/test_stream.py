@@ -1,0 +1,73 @@
+"""The live stream's timeline: speech lands on frame boundaries, audio and video agree, and
+an interruption silences both at once."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from orchestrator.avatar import draw
+from orchestrator.avatar.registry import Avatar, load_avatar
+from orchestrator.avatar.visemes import INDEX
+from webrtc.stream import AUDIO_FRAME, AUDIO_RATE, AvatarStream
+
+
+@pytest.fixture(scope="module")
+def avatar(tmp_path_factory: pytest.TempPathFactory) -> Avatar:
+    folder: Path = tmp_path_factory.mktemp("avatars")
+    draw.write_avatar(draw.STYLES[1], folder)
+    return load_avatar(folder / draw.STYLES[1].avatar_id)
+
+
+def tone(seconds: float, rate: int = 22050) -> np.ndarray:
+    return (0.5 * np.sin(np.arange(int(seconds * rate)) * 2 * np.pi * 200 / rate)).astype(
+        np.float32
+    )
+
+
+def open_mouth(frames: int) -> np.ndarray:
+    weights = np.zeros((frames, 15), dtype=np.float32)
+    weights[:, INDEX["aa"]] = 1.0
+    return weights
+
+
+def test_speech_starts_on_a_frame_boundary_and_follows_what_is_queued(avatar: Avatar) -> None:
+    stream = AvatarStream(avatar)
+    first = stream.say(tone(1.0), 22050, open_mouth(25))
+    second = stream.say(tone(0.5), 22050, open_mouth(13))
+    assert first.start % stream.frame_samples == 0 and first.start > 0
+    assert second.start == first.end  # back to back
+    assert len(first.weights) == round(len(first.pcm) / stream.frame_samples)
+
+
+def test_audio_and_video_show_the_same_moment(avatar: Avatar) -> None:
+    stream = AvatarStream(avatar)
+    utterance = stream.say(tone(1.0), 22050, open_mouth(25))
+    first_frame = utterance.start // stream.frame_samples
+    first_packet = utterance.start // AUDIO_FRAME
+    assert np.abs(stream.audio(first_packet - 1)).max() == 0  # silence just before
+    assert np.abs(stream.audio(first_packet)).max() > 10_000  # speech right at its start
+    idle, speaking = stream.video(first_frame - 1), stream.video(first_frame)
+    x, y = avatar.mouth_at
+    h, w = avatar.mouths.shape[1:3]
+    box = (slice(y - 6, y + h + 6), slice(x - 6, x + w + 6))
+    assert np.abs(speaking[box].astype(int) - idle[box]).mean() > 5  # the mouth opened with it
+
+
+async def test_an_interruption_silences_audio_and_video_at_once(avatar: Avatar) -> None:
+    stream = AvatarStream(avatar)
+    await stream.wait_for(0)  # start the clock
+    utterance = stream.say(tone(3.0), 22050, open_mouth(75))
+    await asyncio.sleep(0.3)
+    now = stream.playhead()
+    assert stream.speaking
+    assert stream.interrupt() == 1 and utterance.played.is_set()
+    assert not stream.speaking
+    packet = now // AUDIO_FRAME + 1
+    assert np.abs(stream.audio(packet)).max() == 0
+    frame = now // stream.frame_samples + 1
+    assert np.array_equal(stream._weights(frame), np.eye(15, dtype=np.float32)[[0]])
+    assert AUDIO_RATE // stream.fps == stream.frame_samples

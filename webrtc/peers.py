@@ -1,0 +1,145 @@
+"""One WebRTC peer connection per user (`user_<id>`), shared by all that user's sessions."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import time
+from dataclasses import dataclass, field
+
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc.sdp import candidate_from_sdp
+
+from orchestrator.avatar.registry import Avatar
+from orchestrator.metrics import ACTIVE_PEERS
+from webrtc.ice import acceptable, filter_sdp
+from webrtc.stream import AvatarStream
+from webrtc.tracks import AvatarVideoTrack, SpeechAudioTrack
+
+log = logging.getLogger(__name__)
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class SignalingError(ValueError):
+    """An offer or candidate we cannot use; the message says why."""
+
+
+@dataclass
+class Peer:
+    key: str
+    pc: RTCPeerConnection
+    stream: AvatarStream
+    sockets: int = 0  # open WebSockets of this user
+    last_activity: float = field(default_factory=time.monotonic)
+    reply: asyncio.Task[None] | None = None  # the live reply now being spoken
+
+    @property
+    def connected(self) -> bool:
+        return self.pc.connectionState == "connected"
+
+    def touch(self) -> None:
+        self.last_activity = time.monotonic()
+
+
+@dataclass
+class PeerSettings:
+    ice_servers: list[RTCIceServer]
+    allowed_networks: list[Network]
+    idle_timeout_s: float
+    fps: int
+
+
+class PeerRegistry:
+    def __init__(self, settings: PeerSettings) -> None:
+        self.settings = settings
+        self._peers: dict[str, Peer] = {}
+
+    def __len__(self) -> int:
+        return len(self._peers)
+
+    def get(self, key: str) -> Peer | None:
+        return self._peers.get(key)
+
+    async def answer(self, key: str, offer_sdp: str, avatar: Avatar) -> str:
+        """A new peer for `key` from the browser's offer (replacing any old one): the answer."""
+        await self.close(key)
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=self.settings.ice_servers))
+        stream = AvatarStream(avatar, self.settings.fps)
+        peer = Peer(key, pc, stream)
+        self._peers[key] = peer
+        ACTIVE_PEERS.set(len(self._peers))
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            log.info("peer state", extra={"peer": key, "state": pc.connectionState})
+            if pc.connectionState in ("failed", "closed") and self._peers.get(key) is peer:
+                await self.close(key)
+
+        try:
+            await pc.setRemoteDescription(
+                RTCSessionDescription(
+                    sdp=filter_sdp(offer_sdp, self.settings.allowed_networks), type="offer"
+                )
+            )
+            kinds = {t.kind for t in pc.getTransceivers()}
+            if "video" not in kinds or "audio" not in kinds:
+                raise SignalingError("the offer must receive both audio and video")
+            pc.addTrack(SpeechAudioTrack(stream))
+            pc.addTrack(AvatarVideoTrack(stream))
+            await pc.setLocalDescription(await pc.createAnswer())
+        except SignalingError:
+            await self.close(key)
+            raise
+        except Exception as error:  # aiortc raises bare ValueErrors for bad SDP
+            await self.close(key)
+            raise SignalingError(f"the offer cannot be used: {error}") from error
+        log.info("peer answered", extra={"peer": key})
+        return str(pc.localDescription.sdp)
+
+    async def add_candidate(self, key: str, candidate: dict[str, object] | None) -> bool:
+        """Applies a trickled remote candidate; False when it was not one we may use."""
+        peer = self._peers.get(key)
+        if peer is None:
+            raise SignalingError("no WebRTC connection for this user: send webrtc_offer first")
+        peer.touch()
+        if candidate is None or not candidate.get("candidate"):
+            return False  # end of candidates: nothing to do for aiortc
+        try:
+            parsed = candidate_from_sdp(str(candidate["candidate"]).removeprefix("candidate:"))
+        except (ValueError, IndexError) as error:
+            raise SignalingError(f"unreadable ICE candidate: {error}") from error
+        if not acceptable(parsed.ip, self.settings.allowed_networks):
+            return False
+        parsed.sdpMid = candidate.get("sdpMid")  # type: ignore[assignment]
+        parsed.sdpMLineIndex = candidate.get("sdpMLineIndex")  # type: ignore[assignment]
+        await peer.pc.addIceCandidate(parsed)
+        return True
+
+    async def close(self, key: str) -> None:
+        peer = self._peers.pop(key, None)
+        ACTIVE_PEERS.set(len(self._peers))
+        if peer is None:
+            return
+        if peer.reply is not None:
+            peer.reply.cancel()
+        peer.stream.interrupt()
+        await peer.pc.close()
+        log.info("peer closed", extra={"peer": key})
+
+    async def close_all(self) -> None:
+        for key in list(self._peers):
+            await self.close(key)
+
+    async def sweep_forever(self, interval_s: float) -> None:
+        """Closes user peers no socket has used for the idle timeout."""
+        while True:
+            await asyncio.sleep(interval_s)
+            now = time.monotonic()
+            for key, peer in list(self._peers.items()):
+                if peer.sockets == 0 and now - peer.last_activity > self.settings.idle_timeout_s:
+                    log.info("peer idle; closing", extra={"peer": key})
+                    with contextlib.suppress(Exception):
+                        await self.close(key)

@@ -1,0 +1,157 @@
+"""One user's live avatar: what its audio and video tracks play, on one clock.
+
+Speech is scheduled on a single sample timeline (48 kHz): an utterance starts on a video
+frame boundary, so frame n (samples n·1920 … (n+1)·1920 at 25 fps) always shows the mouth
+for exactly the audio it plays with. Both tracks pull from here and pace themselves by that
+timeline, so audio and video cannot drift apart. Between utterances the avatar idles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from orchestrator.audio import resample
+from orchestrator.avatar.registry import Avatar
+from orchestrator.avatar.render import FaceAnimator, Frames, Weights, silence
+from orchestrator.lipsync import fit_frames
+
+AUDIO_RATE = 48_000
+AUDIO_FRAME = 960  # 20 ms per audio packet
+LEAD_S = 0.06  # how far ahead of the playhead a new utterance is placed
+RENDER_AHEAD = 2  # frames rendered per batch: the most an interruption can lag on video
+MAX_LATE_FRAMES = 3  # a video track this far behind the clock skips to catch up
+
+
+@dataclass
+class Utterance:
+    start: int  # first sample, on a video frame boundary
+    pcm: npt.NDArray[np.int16]
+    weights: Weights  # one row per video frame it spans
+    played: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.pcm)
+
+
+class AvatarStream:
+    def __init__(self, avatar: Avatar, fps: int = 25) -> None:
+        if AUDIO_RATE % fps:
+            raise ValueError(f"{fps} fps does not divide {AUDIO_RATE} Hz audio")
+        self.fps = fps
+        self.frame_samples = AUDIO_RATE // fps
+        self.avatar = avatar
+        self._animator = FaceAnimator(avatar, fps)
+        self._started: float | None = None
+        self._queue: deque[Utterance] = deque()
+        self._rendered: deque[tuple[int, Frames]] = deque()
+        self.first_speech_at: float | None = None  # monotonic time the last reply was first heard
+
+    # --- the clock --------------------------------------------------------------------
+
+    def _clock_start(self) -> float:
+        if self._started is None:
+            self._started = time.monotonic()
+        return self._started
+
+    def playhead(self) -> int:
+        """The sample playing now (0 before the tracks start)."""
+        if self._started is None:
+            return 0
+        return int((time.monotonic() - self._started) * AUDIO_RATE)
+
+    async def wait_for(self, sample: int) -> None:
+        delay = self._clock_start() + sample / AUDIO_RATE - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    # --- what to play -----------------------------------------------------------------
+
+    @property
+    def speaking(self) -> bool:
+        head = self.playhead()
+        return any(u.end > head for u in self._queue)
+
+    def say(self, pcm: npt.NDArray[np.float32], sample_rate: int, weights: Weights) -> Utterance:
+        """Queues speech (and its viseme weights per frame) after whatever is queued."""
+        samples = resample(pcm, sample_rate, AUDIO_RATE)
+        pcm16 = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
+        frames = max(1, round(len(pcm16) / self.frame_samples))
+        pcm16 = np.pad(pcm16, (0, max(0, frames * self.frame_samples - len(pcm16))))
+        earliest = self.playhead() + int(LEAD_S * AUDIO_RATE)
+        earliest = -(-earliest // self.frame_samples) * self.frame_samples  # next frame boundary
+        start = max(earliest, self._queue[-1].end if self._queue else 0)
+        utterance = Utterance(start, pcm16, fit_frames(weights, frames))
+        self._queue.append(utterance)
+        return utterance
+
+    def interrupt(self) -> int:
+        """Drops all queued speech; the avatar goes quiet within one frame. Returns how many
+        utterances were cut."""
+        head = self.playhead()
+        cut = [u for u in self._queue if u.end > head]
+        for utterance in cut:
+            utterance.played.set()
+        self._queue = deque(u for u in self._queue if u.end <= head)
+        self._rendered.clear()
+        return len(cut)
+
+    def switch(self, avatar: Avatar) -> None:
+        if avatar is self.avatar:
+            return
+        frame = self._animator.frame
+        self.avatar = avatar
+        self._animator = FaceAnimator(avatar, self.fps)
+        self._animator.frame = frame
+        self._rendered.clear()
+
+    def audio(self, index: int) -> npt.NDArray[np.int16]:
+        """Audio packet `index` (20 ms)."""
+        start, end = index * AUDIO_FRAME, (index + 1) * AUDIO_FRAME
+        out = np.zeros(AUDIO_FRAME, dtype=np.int16)
+        for utterance in self._queue:
+            lo, hi = max(start, utterance.start), min(end, utterance.end)
+            if lo < hi:
+                out[lo - start : hi - start] = utterance.pcm[
+                    lo - utterance.start : hi - utterance.start
+                ]
+                if self.first_speech_at is None and np.abs(out).max() > 300:
+                    self.first_speech_at = time.monotonic()
+        self._forget(end)
+        return out
+
+    def video(self, index: int) -> Frames:
+        """Video frame `index`, rendered a couple of frames at a time."""
+        while self._rendered and self._rendered[0][0] < index:
+            self._rendered.popleft()
+        if not self._rendered:
+            weights = np.concatenate([self._weights(index + k) for k in range(RENDER_AHEAD)])
+            frames = self._animator.speak(weights)
+            self._rendered.extend((index + k, frames[k]) for k in range(RENDER_AHEAD))
+        return self._rendered.popleft()[1]
+
+    def late_by(self, index: int) -> int:
+        """How many frames frame `index` is behind the clock."""
+        return self.playhead() // self.frame_samples - index
+
+    def _weights(self, index: int) -> Weights:
+        sample = index * self.frame_samples
+        for utterance in self._queue:
+            if utterance.start <= sample < utterance.end:
+                row = (sample - utterance.start) // self.frame_samples
+                return utterance.weights[row : row + 1]
+        return silence(1)
+
+    def _forget(self, sample: int) -> None:
+        """Utterances fully played by now are done."""
+        while self._queue and self._queue[0].end <= sample - self.frame_samples * MAX_LATE_FRAMES:
+            self._queue.popleft().played.set()
+
+    def reset_reply(self) -> None:
+        self.first_speech_at = None
