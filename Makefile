@@ -53,7 +53,7 @@ lint: models
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy orchestrator triton_ops webrtc
-	$(BIN)/mypy --python-executable .venv-build/bin/python triton_ops/whisper/*.py triton_ops/zhtts/*.py triton_ops/lipsync/*.py
+	$(BIN)/mypy --python-executable .venv-build/bin/python triton_ops/whisper/*.py triton_ops/zhtts/*.py triton_ops/lipsync/*.py triton_ops/embed/*.py
 
 format: $(INSTALLED)
 	$(BIN)/ruff format .

@@ -12,7 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
-from orchestrator.api import avatars, demo, health, sessions, tutors, ws
+from orchestrator.api import avatars, demo, health, knowledge, sessions, tutors, ws
 from orchestrator.metrics import ASYNCIO_TASKS
 from orchestrator.runtime import Runtime
 from orchestrator.settings import Settings
@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(sessions.router)
     app.include_router(avatars.router)
     app.include_router(tutors.router)
+    app.include_router(knowledge.router)
     app.include_router(demo.router)
     app.include_router(ws.router)
 

@@ -12,7 +12,8 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from orchestrator.brain import AIEngineError, EngineRegistry, ReplyRequest
+from orchestrator.brain import AIEngineError, EngineRegistry, Passage, ReplyRequest
+from orchestrator.knowledge.store import KnowledgeStore
 from orchestrator.metrics import timed
 from orchestrator.sentences import sentences
 from orchestrator.sessions import Session
@@ -20,6 +21,8 @@ from orchestrator.tts import Speech, TextToSpeech
 from orchestrator.tutors import TutorCatalog, TutorProfile, Voice
 
 log = logging.getLogger(__name__)
+
+KNOWLEDGE_WAIT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -43,12 +46,34 @@ class Conversation:
         tutors: TutorCatalog,
         engines: EngineRegistry,
         tts: TextToSpeech,
+        knowledge: KnowledgeStore | None = None,
+        retrieval_k: int = 3,
         max_sentence_chars: int = 240,
     ) -> None:
         self.tutors = tutors
         self.engines = engines
         self.tts = tts
+        self.knowledge = knowledge
+        self.retrieval_k = retrieval_k
         self.max_sentence_chars = max_sentence_chars
+
+    async def retrieve(self, kb_id: str | None, text: str, session_id: str) -> tuple[Passage, ...]:
+        """The knowledge base's passages nearest the student's message (none without a KB)."""
+        if self.knowledge is None or not kb_id:
+            return ()
+        if not self.knowledge.ready.is_set():  # just started: the notes are being loaded
+            try:
+                await asyncio.wait_for(self.knowledge.ready.wait(), KNOWLEDGE_WAIT_S)
+            except TimeoutError as error:
+                raise AIEngineError(
+                    "the tutor's notes are still loading; retry shortly", True
+                ) from error
+        if self.knowledge.get(kb_id) is None:
+            return ()
+        with timed("retrieve", log, session_id=session_id, kb_id=kb_id) as stage:
+            hits = await self.knowledge.search(kb_id, text, self.retrieval_k)
+            stage["best"] = round(hits[0].score, 3) if hits else None
+        return tuple(Passage(h.chunk.title, h.chunk.text, h.score, h.chunk.document) for h in hits)
 
     def tutor_of(self, session: Session) -> TutorProfile:
         tutor = self.tutors.get(session.tutor_id)
@@ -60,12 +85,14 @@ class Conversation:
         """Yields the tutor's reply sentence by sentence, spoken; remembers it when done."""
         tutor = self.tutor_of(session)
         voice = self.tutors.voice_of(tutor)
+        kb_id = session.kb_id or tutor.kb_id
         request = ReplyRequest(
             tutor=tutor,
             history=tuple(session.history),
             student_text=student_text,
             session_id=session.id,
-            kb_id=session.kb_id or tutor.kb_id,
+            kb_id=kb_id,
+            passages=await self.retrieve(kb_id, student_text, session.id),
         )
         engine = self.engines.get_ai_engine(session.tutor_id)
         queue: asyncio.Queue[asyncio.Task[SpokenSentence] | Exception | None] = asyncio.Queue()

@@ -18,12 +18,15 @@ from orchestrator.animation import Animation
 from orchestrator.asr import SpeechGate, SpeechRecognizer
 from orchestrator.avatar.registry import AvatarRegistry
 from orchestrator.brain import EngineRegistry
+from orchestrator.brain.grounded import GroundedTutor
 from orchestrator.conversation import Conversation
+from orchestrator.knowledge.embedder import Embedder
+from orchestrator.knowledge.store import KnowledgeStore
 from orchestrator.lipsync import LipSync
 from orchestrator.sessions import SessionRegistry
 from orchestrator.settings import Settings
 from orchestrator.tokens import TokenSigner, load_or_create_secret
-from orchestrator.triton_client import TritonClient
+from orchestrator.triton_client import TritonClient, TritonError
 from orchestrator.tts import TextToSpeech
 from orchestrator.tutors import TutorCatalog
 from triton_ops.server import TritonLaunch, TritonSupervisor
@@ -59,6 +62,7 @@ class Runtime:
     avatars: AvatarRegistry
     animation: Animation
     peers: PeerRegistry
+    knowledge: KnowledgeStore
     connections: int = 0
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -66,7 +70,17 @@ class Runtime:
     async def start(cls, settings: Settings, environ: Mapping[str, str] = os.environ) -> Runtime:
         secret_key = settings.secret_key.get_secret_value() if settings.secret_key else None
         tutors = TutorCatalog.load(settings.tutors_file)
-        engines = EngineRegistry(tutors, environ)
+        triton = TritonClient(settings.triton_grpc_target, settings.triton_request_timeout_s)
+        knowledge = KnowledgeStore(
+            settings.data_dir / "knowledge",
+            Embedder(triton),
+            exact_below=settings.knowledge_exact_below,
+        )
+        grounded = GroundedTutor(
+            knowledge,
+            {"embed": settings.knowledge_min_score_en, "embed_zh": settings.knowledge_min_score_zh},
+        )
+        engines = EngineRegistry(tutors, environ, grounded)
         supervisor = None
         if settings.embedded_triton:
             supervisor = TritonSupervisor(
@@ -82,7 +96,6 @@ class Runtime:
                 backoff_s=settings.triton_restart_backoff_s,
             )
             supervisor.start()
-        triton = TritonClient(settings.triton_grpc_target, settings.triton_request_timeout_s)
         sessions = SessionRegistry(settings.session_ttl_s, settings.history_max_turns)
         runtime = cls(
             settings=settings,
@@ -94,7 +107,10 @@ class Runtime:
             engines=engines,
             triton=triton,
             supervisor=supervisor,
-            conversation=Conversation(tutors, engines, TextToSpeech(triton)),
+            conversation=Conversation(
+                tutors, engines, TextToSpeech(triton), knowledge, settings.retrieval_k
+            ),
+            knowledge=knowledge,
             asr=SpeechRecognizer(
                 triton,
                 SpeechGate(
@@ -115,6 +131,7 @@ class Runtime:
         runtime._tasks += [
             asyncio.create_task(sessions.sweep_forever(settings.session_sweep_interval_s)),
             asyncio.create_task(runtime.peers.sweep_forever(settings.webrtc_sweep_interval_s)),
+            asyncio.create_task(runtime.load_knowledge()),
         ]
         log.info(
             "engine started",
@@ -125,10 +142,21 @@ class Runtime:
         )
         return runtime
 
+    async def load_knowledge(self) -> None:
+        """Loads the knowledge bases once Triton can embed; retries while it cannot."""
+        while True:
+            try:
+                await self.knowledge.load(self.settings.knowledge_seed_dir)
+                return
+            except TritonError as error:
+                log.info("knowledge bases wait for Triton", extra={"error": str(error)})
+                await asyncio.sleep(2.0)
+
     @property
     def served_models(self) -> list[str]:
         """The Triton models this engine needs: speech recognition and its tutors' voices."""
-        return sorted({"asr", "lipsync"} | {voice.model for voice in self.tutors.voices.values()})
+        voices = {voice.model for voice in self.tutors.voices.values()}
+        return sorted({"asr", "lipsync", "embed", "embed_zh"} | voices)
 
     async def health(self) -> dict[str, Any]:
         state = await self.triton.health(self.served_models, self.settings.health_probe_timeout_s)
@@ -156,6 +184,12 @@ class Runtime:
             "sessions": len(self.sessions),
             "avatars": len(self.avatars),
             "webrtc_peers": len(self.peers),
+            "knowledge_ready": self.knowledge.ready.is_set(),
+            "knowledge_bases": {
+                kb: len(base.chunks)
+                for kb in self.knowledge.ids
+                if (base := self.knowledge.get(kb))
+            },
             "connections": self.connections,
         }
 

@@ -117,6 +117,24 @@ class Settings(BaseSettings):
         default=22050, description="Fallback only; the rate is read from the model's config."
     )
 
+    # Knowledge bases
+    knowledge_seed_dir: Path | None = Field(
+        default=PROJECT_ROOT / "config" / "knowledge",
+        description="Folders <kb_id>/ with a kb.toml and .md/.txt documents, ingested at start.",
+    )
+    retrieval_k: int = Field(default=3, ge=1, le=20)
+    knowledge_min_score_en: float = Field(
+        default=0.25, description="MiniLM cosine below which a passage does not answer."
+    )
+    knowledge_min_score_zh: float = Field(
+        default=0.86,
+        description="e5 cosine (a compressed scale) below which a passage does not answer.",
+    )
+    knowledge_exact_below: int = Field(
+        default=20_000, ge=0, description="Chunks below which search is exact; above, FAISS HNSW."
+    )
+    max_document_chars: int = Field(default=500_000, ge=100)
+
     # Files
     data_dir: Path = PROJECT_ROOT / "var"
     tutors_file: Path = PROJECT_ROOT / "config" / "tutors.toml"

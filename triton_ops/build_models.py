@@ -103,6 +103,12 @@ def build_lipsync(folder: Path) -> None:
     subprocess.run(command, cwd=ROOT, check=True)
 
 
+def build_embed(folder: Path) -> None:
+    """Exports MiniLM to ONNX in the build environment, checked against sentence-transformers."""
+    command = [str(build_python()), "-m", "triton_ops.embed.export", "--out", str(folder / "1")]
+    subprocess.run(command, cwd=ROOT, check=True)
+
+
 def _package_source(*packages: str) -> str:
     return json.dumps({name: metadata.version(name) for name in packages}, sort_keys=True)
 
@@ -157,6 +163,14 @@ def builds() -> list[ModelBuild]:
                 REPOSITORY / "tts_zh" / "1" / "zh_voice.py",
             ),
             build=build_zh_voice,
+        ),
+        ModelBuild(
+            model="embed",
+            outputs=("1/minilm.onnx", "1/tokenizer.json", "1/export_report.json"),
+            source=_files_source(
+                BUILD_REQUIREMENTS, *sorted((ROOT / "triton_ops" / "embed").glob("*.py"))
+            ),
+            build=build_embed,
         ),
         ModelBuild(  # after tts_zh: the Mandarin voice is one of its held-out test voices
             model="lipsync",

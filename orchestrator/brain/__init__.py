@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Mapping
 
-from orchestrator.brain.base import AIEngine, AIEngineError, ChatTurn, ReplyRequest
+from orchestrator.brain.base import AIEngine, AIEngineError, ChatTurn, Passage, ReplyRequest
 from orchestrator.brain.openai_chat import OpenAIChatEngine
-from orchestrator.brain.reflective import ReflectiveTutor
 from orchestrator.tutors import TutorCatalog, TutorProfile
 
-__all__ = ["AIEngine", "AIEngineError", "ChatTurn", "EngineRegistry", "ReplyRequest"]
+__all__ = ["AIEngine", "AIEngineError", "ChatTurn", "EngineRegistry", "Passage", "ReplyRequest"]
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +44,13 @@ class FallbackEngine(AIEngine):
 
 
 class EngineRegistry:
-    """One engine per tutor, built from its profile at start-up."""
+    """One engine per tutor, built from its profile at start-up: the tutor's LLM endpoint if it
+    has one, else the embedded engine (the grounded knowledge-base tutor)."""
 
-    def __init__(self, tutors: TutorCatalog, environ: Mapping[str, str]) -> None:
-        self.embedded: AIEngine = ReflectiveTutor()
+    def __init__(
+        self, tutors: TutorCatalog, environ: Mapping[str, str], embedded: AIEngine
+    ) -> None:
+        self.embedded = embedded
         self._engines = {tutor.id: self._build(tutor, environ) for tutor in tutors}
 
     def _build(self, tutor: TutorProfile, environ: Mapping[str, str]) -> AIEngine:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 from orchestrator.metrics import STAGE_SECONDS
+from orchestrator.triton_client import TritonError
 
 if TYPE_CHECKING:
     from orchestrator.tutors import TutorProfile
@@ -24,12 +25,23 @@ class ChatTurn:
 
 
 @dataclass(frozen=True)
+class Passage:
+    """A piece of the knowledge base retrieved for the student's message."""
+
+    title: str
+    text: str
+    score: float
+    document: str
+
+
+@dataclass(frozen=True)
 class ReplyRequest:
     tutor: TutorProfile
     history: Sequence[ChatTurn]
     student_text: str
     session_id: str
     kb_id: str | None = None
+    passages: Sequence[Passage] = ()
 
 
 class AIEngineError(Exception):
@@ -52,7 +64,7 @@ class AIEngine(ABC):
                     first = False
                     STAGE_SECONDS.labels("ai_first_token").observe(time.perf_counter() - started)
                 yield delta
-        except AIEngineError:
+        except (AIEngineError, TritonError):  # Triton down is the models' failure, not the engine's
             raise
         except Exception as error:
             log.exception("AI engine failed", extra={"engine": self.name})

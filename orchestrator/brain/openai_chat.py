@@ -3,26 +3,33 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, cast
 
 import openai
 from openai import AsyncOpenAI, AsyncStream
 from openai.types.chat import ChatCompletionChunk
 
-from orchestrator.brain.base import AIEngine, AIEngineError, ReplyRequest
+from orchestrator.brain.base import AIEngine, AIEngineError, Passage, ReplyRequest
 from orchestrator.tutors import LLMEndpoint, TutorProfile
 
 _LANGUAGE_NAMES = {"en": "English", "zh": "Mandarin Chinese (Simplified characters)"}
 
 
-def system_prompt(tutor: TutorProfile) -> str:
+def system_prompt(tutor: TutorProfile, passages: Sequence[Passage] = ()) -> str:
     language = _LANGUAGE_NAMES.get(tutor.language or "", "the student's language")
-    return (
+    prompt = (
         f"You are {tutor.name}, a tutor. {tutor.persona}\n"
         f"Always answer in {language}. Your words are spoken aloud: use short sentences, "
         "no markdown, no lists, no emoji. Keep each answer under 120 words."
     )
+    if passages:
+        notes = "\n".join(f"- [{p.title}] {p.text}" for p in passages)
+        prompt += (
+            "\nTeach from these notes. If they do not cover the question, say so rather than "
+            f"guess.\nNotes:\n{notes}"
+        )
+    return prompt
 
 
 class OpenAIChatEngine(AIEngine):
@@ -40,7 +47,7 @@ class OpenAIChatEngine(AIEngine):
     def messages(self, request: ReplyRequest) -> list[dict[str, Any]]:
         history = [{"role": turn.role, "content": turn.content} for turn in request.history]
         return [
-            {"role": "system", "content": system_prompt(request.tutor)},
+            {"role": "system", "content": system_prompt(request.tutor, request.passages)},
             *history,
             {"role": "user", "content": request.student_text},
         ]

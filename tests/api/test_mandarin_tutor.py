@@ -23,7 +23,7 @@ async def test_a_mandarin_question_gets_a_mandarin_spoken_reply(engine: EnginePr
     async with connect(engine.ws_url(session["session_id"], session["engine_token"])) as ws:
         reply = await ask(ws, type="text", content="什么是光合作用？")
     assert reply["type"] == "text", reply
-    assert "什么是光合作用" in reply["content"] and "我们" in reply["content"]
+    assert "光合作用" in reply["content"] and "植物" in reply["content"]  # from its notes
     rate, seconds = wav_info(reply["audio"])
     assert rate == 24000 and seconds > 2
 

@@ -19,7 +19,14 @@ def test_health_reports_triton_and_its_models(engine: EngineProcess) -> None:
     body = engine.health().json()
     assert body["status"] == "healthy" and body["service"] == "GPU Server"
     assert body["triton"]["ready"] is True
-    assert body["triton"]["models"] == {"asr": True, "lipsync": True, "tts": True, "tts_zh": True}
+    assert body["triton"]["models"] == {
+        "asr": True,
+        "embed": True,
+        "embed_zh": True,
+        "lipsync": True,
+        "tts": True,
+        "tts_zh": True,
+    }
     assert body["triton"]["mode"] == "external"
 
 

@@ -39,6 +39,7 @@ async def test_embedded_triton_is_restarted_after_it_dies(
 ) -> None:
     engine = EngineProcess(tmp_path, env={"ENGINE_TRITON_RESTART_BACKOFF_S": "0.5"}).start()
     try:
+        wait_for(lambda: engine.health().json()["knowledge_ready"], 60, "knowledge loaded")
         triton = engine.health().json()["triton"]
         assert triton["mode"] == "embedded" and triton["state"] == "ready"
         session = engine.create_session(student_id=5)
@@ -72,13 +73,14 @@ async def test_an_external_triton_restart_restores_service(
     triton = TritonProcess(tmp_path / "triton").start()
     engine = EngineProcess(tmp_path / "engine", env={"ENGINE_TRITON_URL": triton.grpc_url}).start()
     try:
+        wait_for(lambda: engine.health().json()["knowledge_ready"], 60, "knowledge loaded")
         session = engine.create_session(student_id=6)
         async with connect(engine.ws_url(session["session_id"], session["engine_token"])) as ws:
             triton.stop()
             assert engine.health().status_code == 503
             started = time.monotonic()
             reply = await ask(ws, type="text", content="Anyone there?")
-            assert reply["type"] == "error" and reply["code"] == "speech_unavailable"
+            assert reply["type"] == "error" and reply["code"] == "speech_unavailable", reply
             assert reply["retryable"] is True and "unavailable" in reply["content"]
             assert time.monotonic() - started < 10
 

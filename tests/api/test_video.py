@@ -79,9 +79,9 @@ async def video_reply(
 
 
 async def test_a_video_reply_is_lip_synced_mp4_as_long_as_its_speech(engine: EngineProcess) -> None:
-    reply = await video_reply(engine, "What makes a rainbow?", "avatar_tutor_1", 600)
+    reply = await video_reply(engine, "What makes a volcano erupt?", "avatar_tutor_1", 600)
     assert reply["type"] == "video" and reply["role"] == "assistant", reply
-    assert "rainbow" in str(reply["content"]) and reply["engine_session_id"]
+    assert "magma" in str(reply["content"]) and reply["engine_session_id"]
     frames, audio, rate, seconds = decode(str(reply["video"]))
     assert frames.shape[1:] == (512, 512, 3)
     speech_s = wav_seconds(str(reply["audio"]))
@@ -121,12 +121,12 @@ async def test_unknown_avatars_are_refused_with_the_valid_ids(engine: EngineProc
 
 async def test_concurrent_video_replies_do_not_mix(engine: EngineProcess) -> None:
     asks = [
-        ("Tell me about volcanoes.", "avatar_tutor_13", 602),
-        ("Tell me about comets.", "avatar_tutor_2", 603),
+        ("What makes a volcano erupt?", "avatar_tutor_13", 602, "magma"),
+        ("Why does a compass point north?", "avatar_tutor_2", 603, "compass"),
     ]
-    replies = await asyncio.gather(*(video_reply(engine, *a) for a in asks))
-    for (text, avatar_id, _), reply in zip(asks, replies, strict=True):
-        assert reply["type"] == "video" and text.split()[-1].rstrip(".") in str(reply["content"])
+    replies = await asyncio.gather(*(video_reply(engine, *a[:3]) for a in asks))
+    for (_, avatar_id, _, topic), reply in zip(asks, replies, strict=True):
+        assert reply["type"] == "video" and topic in str(reply["content"]).lower()
         frames = decode(str(reply["video"]))[0]
         corner = frames[0, 5:25, 5:25].reshape(-1, 3).mean(axis=0)
         background = (

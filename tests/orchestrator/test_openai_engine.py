@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from orchestrator.brain import AIEngineError, ChatTurn, FallbackEngine, ReplyRequest
+from orchestrator.brain import (
+    AIEngine,
+    AIEngineError,
+    ChatTurn,
+    FallbackEngine,
+    Passage,
+    ReplyRequest,
+)
 from orchestrator.brain.openai_chat import OpenAIChatEngine
-from orchestrator.brain.reflective import ReflectiveTutor
 from orchestrator.tutors import LLMEndpoint, TutorProfile
 from tests.support.fake_llm import FakeLLM
 from tests.support.ports import free_port
@@ -78,7 +84,27 @@ async def test_an_unreachable_endpoint_fails_fast() -> None:
         await collect(engine, request())
 
 
+class Backup(AIEngine):
+    name = "backup"
+
+    async def _stream(self, request: ReplyRequest) -> AsyncIterator[str]:
+        yield f"Backup answer to: {request.student_text}"
+
+
 async def test_fallback_answers_when_the_endpoint_fails(llm: FakeLLM) -> None:
-    engine = FallbackEngine(engine_for(llm.base_url, "fail-500"), ReflectiveTutor())
+    engine = FallbackEngine(engine_for(llm.base_url, "fail-500"), Backup())
     reply = await collect(engine, request("Why is the sky blue?"))
-    assert "Why is the sky blue" in reply
+    assert reply == "Backup answer to: Why is the sky blue?"
+
+
+async def test_retrieved_notes_go_to_the_llm(llm: FakeLLM) -> None:
+    notes = (
+        Passage("Photosynthesis › Where", "It happens in chloroplasts.", 0.7, "photosynthesis"),
+    )
+    req = ReplyRequest(
+        tutor=TUTOR, history=(), student_text="Where?", session_id="s", passages=notes
+    )
+    await collect(engine_for(llm.base_url, "scripted"), req)
+    system = llm.requests[-1]["body"]["messages"][0]["content"]
+    assert "[Photosynthesis › Where] It happens in chloroplasts." in system
+    assert "say so rather than guess" in system

@@ -27,6 +27,7 @@ from tests.support.ports import free_port
 class FakeLLM:
     reply: str = "Plants make sugar from light. They use water and carbon dioxide."
     delay_s: float = 5.0
+    word_delay_s: float = 0.005  # between streamed words: 0.04 is a typical served 8B model
     requests: list[dict[str, Any]] = field(default_factory=list)
     port: int = field(default_factory=free_port)
     _server: uvicorn.Server | None = None
@@ -52,7 +53,7 @@ class FakeLLM:
         yield self._chunk(model, {"role": "assistant", "content": ""})
         for word in self.reply.split(" "):
             yield self._chunk(model, {"content": word + " "})
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(self.word_delay_s)
         yield self._chunk(model, {}, finish="stop")
         yield "data: [DONE]\n\n"
 

@@ -1,0 +1,1 @@
+"""Knowledge bases (kb_id → documents): chunking, embeddings in Triton, vector search."""
