@@ -1,12 +1,17 @@
 """Builds TensorRT plans from the exported ONNX graphs, and checks them against ONNX Runtime.
 
+Covers the graphs TensorRT can take: Whisper's encoder and decoder, the lip-sync network and
+MiniLM. The two voices are not: their graphs sample noise and expand phoneme durations into
+data-dependent lengths, which nobody has checked through TensorRT here (no GPU); they run on
+onnxruntime-gpu's CUDA provider instead (their configs/gpu.pbtxt).
+
     python -m triton_ops.build_engines [--fp32] [--check] [models…]
 
-Runs on a GPU host with the `tensorrt` Python package (NVIDIA's Triton image, or the
-compose `model-builder` service). For each graph: one optimization profile spanning batch
-1 … the model's max_batch_size (from its config.pbtxt) and the graph's dynamic lengths;
-FP16 unless --fp32. Plans land next to the ONNX files, where each model's
-`configs/gpu.pbtxt` (Triton --model-config-name=gpu) points.
+Runs on a GPU host with the `tensorrt` Python package (the compose `engine-builder`
+service). For each graph: one optimization profile spanning batch 1 … the model's
+max_batch_size (from its config.pbtxt) and the graph's dynamic lengths; FP16 unless --fp32.
+Plans land next to the ONNX files, where each model's `configs/gpu.pbtxt` (Triton
+--model-config-name=gpu) points.
 """
 
 from __future__ import annotations
@@ -14,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,9 +30,10 @@ import numpy.typing as npt
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
+from triton_ops.repository import REPOSITORY, import_model_module
+
 log = logging.getLogger(__name__)
 
-REPOSITORY = Path(__file__).resolve().parent.parent / "model_repository"
 
 Shape = tuple[int, ...]
 
@@ -107,7 +112,40 @@ def whisper_specs(repository: Path = REPOSITORY) -> list[EngineSpec]:
     ]
 
 
-SPECS: dict[str, Callable[[Path], list[EngineSpec]]] = {"asr": whisper_specs}
+def lipsync_specs(repository: Path = REPOSITORY) -> list[EngineSpec]:
+    batch = max_batch("lipsync", repository)
+    frames = 100 * 60  # 60 s of speech at 100 network frames a second
+
+    def sample() -> dict[str, npt.NDArray[Any]]:
+        return {"FEATS": np.random.default_rng(0).standard_normal((2, 300, 40)).astype(np.float32)}
+
+    profile = Profile((1, 1, 40), (max(1, batch // 2), 400, 40), (batch, frames, 40))
+    return [EngineSpec("lipsync", "lipsync.onnx", "lipsync.plan", {"FEATS": profile}, sample)]
+
+
+def embed_specs(repository: Path = REPOSITORY) -> list[EngineSpec]:
+    batch, tokens = max_batch("embed", repository), 256
+
+    def sample() -> dict[str, npt.NDArray[Any]]:
+        ids = np.random.default_rng(0).integers(1000, 20000, size=(3, 24), dtype=np.int64)
+        return {
+            "input_ids": ids,
+            "attention_mask": np.ones_like(ids),
+            "token_type_ids": np.zeros_like(ids),
+        }
+
+    profile = Profile((1, 1), (batch // 2, 32), (batch, tokens))
+    names = ("input_ids", "attention_mask", "token_type_ids")
+    return [
+        EngineSpec("embed", "minilm.onnx", "minilm.plan", dict.fromkeys(names, profile), sample)
+    ]
+
+
+SPECS: dict[str, Callable[[Path], list[EngineSpec]]] = {
+    "asr": whisper_specs,
+    "lipsync": lipsync_specs,
+    "embed": embed_specs,
+}
 
 
 def build(spec: EngineSpec, repository: Path, fp16: bool) -> Path:
@@ -142,12 +180,10 @@ def build(spec: EngineSpec, repository: Path, fp16: bool) -> Path:
 def check(spec: EngineSpec, repository: Path) -> float:
     """Largest relative difference between the plan's outputs and ONNX Runtime's."""
     folder = repository / spec.model / "1"
-    sys.path.insert(0, str(REPOSITORY / "asr" / "1"))
-    import whisper_runtime  # type: ignore[import-not-found]
-
+    runners = import_model_module("graph_runners", repository, repository)
     inputs = spec.sample()
-    reference = whisper_runtime.onnxruntime_runner(folder / spec.onnx)(inputs)
-    planned = whisper_runtime.tensorrt_runner(folder / spec.plan)(inputs)
+    reference = runners.onnxruntime_runner(folder / spec.onnx)(inputs)
+    planned = runners.tensorrt_runner(folder / spec.plan)(inputs)
     worst = 0.0
     for ours, theirs in zip(planned, reference, strict=True):
         scale = float(np.abs(theirs).max()) or 1.0

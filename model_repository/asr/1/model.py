@@ -13,16 +13,11 @@ from pathlib import Path
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+sys.dont_write_bytecode = True  # a __pycache__ folder in the repository is a model to Triton
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # graph_runners
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import whisper_runtime as whisper
-
-
-def make_runner(params: dict[str, str], folder: Path, key: str) -> whisper.Runner:
-    path = folder / params[key]
-    if params.get("runtime", "onnxruntime") == "tensorrt":
-        return whisper.tensorrt_runner(path)
-    providers = params.get("providers", "CPUExecutionProvider").split(",")
-    return whisper.onnxruntime_runner(path, int(params.get("intra_op_threads", "0")), providers)
+from graph_runners import runner_from_config
 
 
 class TritonPythonModel:
@@ -33,8 +28,8 @@ class TritonPythonModel:
         dims = json.loads((folder / "whisper_config.json").read_text(encoding="utf-8"))
         self.vocab = whisper.Vocabulary(folder)
         self.runner = whisper.WhisperRunner(
-            make_runner(params, folder, "encoder_file"),
-            make_runner(params, folder, "decoder_file"),
+            runner_from_config(params, folder / params["encoder_file"]),
+            runner_from_config(params, folder / params["decoder_file"]),
             self.vocab,
             layers=dims["layers"],
             heads=dims["heads"],

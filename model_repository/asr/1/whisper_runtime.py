@@ -1,6 +1,6 @@
 """Whisper inference on exported graphs: log-mel features and batched greedy decoding.
 
-Self-contained (numpy + a graph runner), so the model folder serves in any Triton image. The
+Needs only numpy and the repository's graph_runners, so it serves in any Triton image. The
 graphs: `encoder` (mel → cross-attention K/V) and `decoder` (one step with a KV cache), run
 through ONNX Runtime here, or TensorRT plans through the same `Runner` interface on GPU.
 """
@@ -11,9 +11,10 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
+from graph_runners import Runner
 
 SAMPLE_RATE = 16_000
 N_FFT = 400
@@ -77,71 +78,6 @@ def log_mel(audio: np.ndarray) -> np.ndarray:
     logs = np.log10(np.maximum(mel, 1e-10))
     logs = np.maximum(logs, logs.max() - 8.0)
     return ((logs + 4.0) / 4.0).astype(np.float32)
-
-
-# --- graphs --------------------------------------------------------------------------------
-
-
-class Runner(Protocol):
-    """Runs one exported graph: named inputs → outputs in the graph's order."""
-
-    def __call__(self, inputs: dict[str, Any]) -> list[np.ndarray]: ...
-
-    def hold(self, array: np.ndarray) -> Any:
-        """`array` in the form the graph reads fastest, for an input reused across runs."""
-        ...
-
-
-class OnnxRuntimeRunner:
-    def __init__(
-        self, path: Path, threads: int = 0, providers: Sequence[str] = ("CPUExecutionProvider",)
-    ) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        self._ort = ort
-        self.session = ort.InferenceSession(str(path), options, providers=list(providers))
-
-    def __call__(self, inputs: dict[str, Any]) -> list[np.ndarray]:
-        return list(self.session.run(None, inputs))
-
-    def hold(self, array: np.ndarray) -> Any:
-        # An OrtValue is handed to every decoder step without copying the cross-attention
-        # states (295 MB for 8 utterances) again each time.
-        return self._ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array))
-
-
-def onnxruntime_runner(
-    path: Path, threads: int = 0, providers: Sequence[str] = ("CPUExecutionProvider",)
-) -> Runner:
-    return OnnxRuntimeRunner(path, threads, providers)
-
-
-class TensorRTRunner:
-    """A TensorRT plan (built by `python -m triton_ops.build_engines`), run through Polygraphy."""
-
-    def __init__(self, path: Path) -> None:
-        from polygraphy.backend.common import BytesFromPath
-        from polygraphy.backend.trt import EngineFromBytes, TrtRunner
-
-        self.runner = TrtRunner(EngineFromBytes(BytesFromPath(str(path))))
-        self.runner.activate()
-        engine = self.runner.context.engine
-        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
-        inputs = set(self.runner.get_input_metadata().keys())
-        self.outputs = [name for name in names if name not in inputs]
-
-    def __call__(self, inputs: dict[str, Any]) -> list[np.ndarray]:
-        result = self.runner.infer(feed_dict=inputs)
-        return [np.asarray(result[name]) for name in self.outputs]
-
-    def hold(self, array: np.ndarray) -> Any:
-        return np.ascontiguousarray(array)
-
-
-def tensorrt_runner(path: Path) -> Runner:
-    return TensorRTRunner(path)
 
 
 # --- decoding ------------------------------------------------------------------------------

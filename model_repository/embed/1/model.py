@@ -7,12 +7,16 @@ symmetric: MODE (query or passage) does not change the vector.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
 from tokenizers import Tokenizer
+
+sys.dont_write_bytecode = True  # a __pycache__ folder in the repository is a model to Triton
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # graph_runners
+from graph_runners import runner_from_config
 
 
 class TritonPythonModel:
@@ -23,11 +27,7 @@ class TritonPythonModel:
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.tokenizer.enable_truncation(int(params["max_tokens"]))
         self.tokenizer.enable_padding()
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = int(params.get("intra_op_threads", "0"))
-        provider = params.get("execution_provider", "CPUExecutionProvider")
-        graph = str(folder / params["graph_file"])
-        self.graph = ort.InferenceSession(graph, options, providers=[provider])
+        self.graph = runner_from_config(params, folder / params["graph_file"])
 
     def execute(self, requests: list) -> list:
         texts: dict[int, str] = {}
@@ -56,4 +56,4 @@ class TritonPythonModel:
             "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64),
             "token_type_ids": np.array([e.type_ids for e in encoded], dtype=np.int64),
         }
-        return self.graph.run(None, feed)[0].astype(np.float32)
+        return self.graph(feed)[0].astype(np.float32)

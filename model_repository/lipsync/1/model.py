@@ -11,10 +11,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
 
+sys.dont_write_bytecode = True  # a __pycache__ folder in the repository is a model to Triton
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # graph_runners
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from graph_runners import runner_from_config
 from lipsync_features import HOP, SAMPLE_RATE, features, to_video_frames
 
 SILENCE_DBFS = -55.0  # quieter frames are silence whatever the network says
@@ -33,12 +35,7 @@ class TritonPythonModel:
         config = json.loads(args["model_config"])
         params = {key: value["string_value"] for key, value in config["parameters"].items()}
         folder = Path(args["model_repository"]) / args["model_version"]
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = int(params.get("intra_op_threads", "0"))
-        provider = params.get("execution_provider", "CPUExecutionProvider")
-        self.network = ort.InferenceSession(
-            str(folder / params["network_file"]), options, providers=[provider]
-        )
+        self.network = runner_from_config(params, folder / params["network_file"])
         self.fps = int(params["fps"])
         self.max_samples = int(float(params["max_seconds"]) * SAMPLE_RATE)
 
@@ -76,7 +73,7 @@ class TritonPythonModel:
         )
         for row, f in enumerate(feats.values()):
             batch[row, : len(f)] = f
-        logits = self.network.run(None, {"FEATS": batch})[0]
+        logits = self.network({"FEATS": batch})[0]
         result = {}
         for row, (index, f) in enumerate(feats.items()):
             own = logits[row, : len(f)]
