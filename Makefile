@@ -7,26 +7,37 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
+INSTALL_SPEC ?= .[dev]
 
 # Debian packages, installed if missing: espeak-ng (voices that are not ours, for training the
-# lip-sync network and for tests) and chromium (the browser the tests play video and WebRTC in).
-SYSTEM_PACKAGES := espeak-ng chromium
+# lip-sync network and for tests), chromium (the browser the tests play video and WebRTC in) and
+# docker-compose (the tests resolve docker-compose.gpu.yml with it; no Docker engine is needed).
+SYSTEM_PACKAGES ?= espeak-ng chromium docker-compose
 
-.PHONY: install models system-deps run test lint format clean
+.PHONY: install build-env models perf-inputs system-deps run test lint format clean
 
 $(INSTALLED): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '$(INSTALL_SPEC)'
 	@touch $@
 
 install: $(INSTALLED)
+
+# The build-only environment (.venv-build: PyTorch, TensorFlow, the reference runtimes); `models`
+# makes it on first use.
+build-env: $(INSTALLED)
+	@$(BIN)/python -m triton_ops.build_models --environment-only
 
 # Generated model files (ONNX exports, patched voices, the lip-sync network) and the default
 # avatars; only what is missing or stale.
 models: $(INSTALLED) system-deps
 	@$(BIN)/python -m triton_ops.build_models
 	@$(BIN)/python -m orchestrator.avatar.draw --if-stale
+
+# perf_analyzer's --input-data files, made from real speech and text (benchmarks/README.md)
+perf-inputs: $(INSTALLED)
+	@$(BIN)/python -m benchmarks.perf_analyzer.make_inputs
 
 system-deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \

@@ -57,25 +57,39 @@ class Workload:
     speech_seconds: Callable[[Inputs, dict[str, npt.NDArray[Any]]], float] | None = None
 
 
-def _text(sentence: str) -> Inputs:
-    return {"TEXT": np.array([[sentence.encode()]], dtype=np.object_)}
+def _text(sentence: str, mode: str | None = None) -> Inputs:
+    inputs = {"TEXT": np.array([[sentence.encode()]], dtype=np.object_)}
+    if mode is not None:
+        inputs["MODE"] = np.array([[mode.encode()]], dtype=np.object_)
+    return inputs
+
+
+def _speech_16k() -> list[npt.NDArray[np.float32]]:
+    return [resample(piper_speech(s), 16000).reshape(1, -1) for s in ENGLISH]
+
+
+def _audio_seconds(inputs: Inputs, _: Inputs) -> float:
+    return float(inputs["AUDIO"].size / 16000)
 
 
 def workload(model: str) -> Workload:
+    """Real requests for `model`: speech our voice speaks, sentences a tutor says."""
     contract = CONTRACTS[model]
     if model == "asr":
-        clips = [resample(piper_speech(s), 16000) for s in ENGLISH]
-        requests = [
-            {"AUDIO": clip.reshape(1, -1), "LANGUAGE": np.array([[b"en"]], dtype=np.object_)}
-            for clip in clips
-        ]
-        return Workload(contract, requests, lambda inputs, _: inputs["AUDIO"].size / 16000)
+        language = np.array([[b"en"]], dtype=np.object_)
+        requests = [{"AUDIO": clip, "LANGUAGE": language} for clip in _speech_16k()]
+        return Workload(contract, requests, _audio_seconds)
+    if model == "lipsync":
+        return Workload(contract, [{"AUDIO": clip} for clip in _speech_16k()], _audio_seconds)
     if model in ("tts", "tts_zh"):
         rate = 22050 if model == "tts" else 24000
         sentences = ENGLISH if model == "tts" else MANDARIN
         return Workload(
             contract, [_text(s) for s in sentences], lambda _, out: out["AUDIO"].size / rate
         )
+    if model in ("embed", "embed_zh"):
+        sentences = ENGLISH if model == "embed" else MANDARIN + ENGLISH[:2]
+        return Workload(contract, [_text(s, "query") for s in sentences])
     raise SystemExit(f"no workload for {model}")
 
 

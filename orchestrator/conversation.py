@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from orchestrator.brain import AIEngineError, EngineRegistry, Passage, ReplyRequest
 from orchestrator.knowledge.store import KnowledgeStore
-from orchestrator.metrics import timed
+from orchestrator.metrics import STAGE_SECONDS, timed
 from orchestrator.sentences import sentences
 from orchestrator.sessions import Session
 from orchestrator.tts import Speech, TextToSpeech
@@ -83,6 +84,7 @@ class Conversation:
 
     async def reply(self, session: Session, student_text: str) -> AsyncIterator[SpokenSentence]:
         """Yields the tutor's reply sentence by sentence, spoken; remembers it when done."""
+        started = time.perf_counter()
         tutor = self.tutor_of(session)
         voice = self.tutors.voice_of(tutor)
         kb_id = session.kb_id or tutor.kb_id
@@ -123,6 +125,9 @@ class Conversation:
                 if isinstance(item, Exception):
                     raise item
                 sentence = await item
+                if not first_spoken.is_set() and sentence.speech is not None:
+                    # the student's words → the reply's first speech, ready to play
+                    STAGE_SECONDS.labels("tts_first_audio").observe(time.perf_counter() - started)
                 first_spoken.set()
                 spoken.append(sentence.text)
                 yield sentence

@@ -25,6 +25,11 @@ FIRST_AUDIO = Histogram(
     "Live replies: from the student's message to the first speech leaving the audio track.",
     buckets=(0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10),
 )
+LIVE_RENDER_SECONDS = Histogram(
+    "tutor_engine_live_render_seconds",
+    "Live streams: rendering one video frame of the avatar.",
+    buckets=(0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064),
+)
 ACTIVE_PEERS = Gauge("tutor_engine_active_peers", "WebRTC peer connections.")
 ASYNCIO_TASKS = Gauge("tutor_engine_asyncio_tasks", "Tasks alive in the engine's event loop.")
 

@@ -21,7 +21,11 @@ class IceServer(BaseModel):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="ENGINE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="ENGINE_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,  # ENGINE_X= (compose passing an unset variable) means unset
+        extra="ignore",
     )
 
     environment: Literal["development", "production"] = "development"

@@ -179,9 +179,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repository", type=Path, default=REPOSITORY)
     parser.add_argument("--force", action="store_true", help="rebuild even what is current")
+    parser.add_argument(
+        "--environment-only", action="store_true", help="only make the build environment"
+    )
     parser.add_argument("models", nargs="*", help="only these models (default: all)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.environment_only:
+        build_python()
+        return
     for step in builds():
         if args.models and step.model not in args.models:
             continue

@@ -20,6 +20,7 @@ from orchestrator.audio import resample
 from orchestrator.avatar.registry import Avatar
 from orchestrator.avatar.render import FaceAnimator, Frames, Weights, silence
 from orchestrator.lipsync import fit_frames
+from orchestrator.metrics import LIVE_RENDER_SECONDS
 
 AUDIO_RATE = 48_000
 AUDIO_FRAME = 960  # 20 ms per audio packet
@@ -132,7 +133,9 @@ class AvatarStream:
             self._rendered.popleft()
         if not self._rendered:
             weights = np.concatenate([self._weights(index + k) for k in range(RENDER_AHEAD)])
+            started = time.perf_counter()
             frames = self._animator.speak(weights)
+            LIVE_RENDER_SECONDS.observe((time.perf_counter() - started) / RENDER_AHEAD)
             self._rendered.extend((index + k, frames[k]) for k in range(RENDER_AHEAD))
         return self._rendered.popleft()[1]
 
