@@ -1,12 +1,13 @@
-"""gRPC load on one Triton model: a concurrency sweep, with dynamic batching on and off.
+"""gRPC load on every Triton model: a concurrency sweep, with dynamic batching on and off.
 
-    .venv/bin/python -m benchmarks.triton_load --model asr --concurrency 1,2,4,8
+    .venv/bin/python -m benchmarks.triton_load [--models asr,tts] [--concurrency 1,2,4,8,16]
 
-For each setting a fresh embedded Triton serves only that model: once with its config as
-shipped, once with `dynamic_batching` removed. Each sweep step sends `--requests` requests
-(at least 4 per concurrent client) and reports throughput, latency percentiles, the batch
-sizes Triton actually formed (its statistics API), and for speech models the real-time factor.
-Results: benchmarks/results/triton_load_<model>.{json,md}.
+For each model and setting a fresh embedded Triton serves only that model: once with its
+config as shipped, once with `dynamic_batching` removed. Each sweep step sends `--requests`
+requests (at least 4 per concurrent client) of real data (speech our voice speaks, sentences a
+tutor says) and reports throughput, latency percentiles, the batch sizes Triton actually
+formed (its statistics API), and for speech models the real-time factor. Results:
+benchmarks/results/triton_load.{md,png} for all models, triton_load_<model>.json each.
 """
 
 from __future__ import annotations
@@ -202,20 +203,80 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def summary(results: list[dict[str, Any]]) -> str:
+    head = (
+        "| model | p50 at 1 client | best req/s (batching on) | at clients | avg batch there "
+        "| batching on ÷ off at most clients |"
+    )
+    lines = [head, "|" + " --- |" * 6]
+    for r in results:
+        on = r["batching_on"]
+        best = max(on, key=lambda row: row["throughput_rps"])
+        lines.append(
+            f"| `{r['model']}` | {on[0]['p50_ms']} ms | {best['throughput_rps']} "
+            f"| {best['concurrency']} | {best['avg_batch']} "
+            f"| {r['batching_gain_at_max_concurrency']}× |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, len(results), figsize=(3.2 * len(results), 6), squeeze=False)
+    for column, r in enumerate(results):
+        top, bottom = axes[0][column], axes[1][column]
+        for key, style in (("batching_on", "-o"), ("batching_off", "--s")):
+            rows = r[key]
+            clients = [row["concurrency"] for row in rows]
+            label = key.replace("_", " ")
+            top.plot(clients, [row["throughput_rps"] for row in rows], style, label=label)
+            bottom.plot(clients, [row["p90_ms"] for row in rows], style, label=label)
+        top.set_title(r["model"])
+        for axis in (top, bottom):
+            axis.set_xscale("log", base=2)
+            axis.set_xlabel("concurrent clients")
+            axis.grid(alpha=0.3)
+        top.set_ylim(bottom=0)
+        bottom.set_ylim(bottom=0)
+        top.set_ylabel("requests / s")
+        bottom.set_ylabel("p90 latency (ms)")
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle("Triton models on the embedded server: throughput and p90 latency")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", required=True, choices=sorted(CONTRACTS))
-    parser.add_argument("--concurrency", default="1,2,4,8")
+    parser.add_argument("--models", default=",".join(sorted(CONTRACTS)))
+    parser.add_argument("--concurrency", default="1,2,4,8,16")
     parser.add_argument(
         "--requests", type=int, default=16, help="requests per sweep step (minimum)"
     )
+    parser.add_argument(
+        "--report-only", action="store_true", help="rebuild the report from earlier results"
+    )
     args = parser.parse_args()
+    models = [] if args.report_only else args.models.split(",")
+    unknown = set(models) - set(CONTRACTS)
+    if unknown:
+        raise SystemExit(f"unknown models {sorted(unknown)}; known: {sorted(CONTRACTS)}")
     concurrencies = [int(c) for c in args.concurrency.split(",")]
-    results = asyncio.run(sweep(args.model, concurrencies, args.requests))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"triton_load_{args.model}.json").write_text(json.dumps(results, indent=2))
-    (RESULTS / f"triton_load_{args.model}.md").write_text(markdown(results))
-    print(markdown(results))
+    for model in models:
+        result = asyncio.run(sweep(model, concurrencies, args.requests))
+        (RESULTS / f"triton_load_{model}.json").write_text(json.dumps(result, indent=2))
+    # the report covers every model measured so far, this run's and earlier runs'
+    results = [json.loads(path.read_text()) for path in sorted(RESULTS.glob("triton_load_*.json"))]
+    report = "\n".join([summary(results), *(markdown(r) for r in results)])
+    (RESULTS / "triton_load.md").write_text(report)
+    plot(results, RESULTS / "triton_load.png")
+    print(report)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ sustained frames per second per stream while idle, the engine's CPU per stream (
 (the headline latency), and the A/V offset (speech onset on the audio clock against the
 mouth's first opening on the video clock). The first-speech latency is split per stage from
 the engine's structured logs (AI engine, TTS, lip-sync) and per-frame render and VP8 encode
-costs. Results: benchmarks/results/webrtc_load.{json,md}.
+costs; the server's CPU (engine, and Triton with its model processes) idle and while every
+user's reply plays. Results: benchmarks/results/webrtc_load.{json,md,png}.
 """
 
 from __future__ import annotations
@@ -39,16 +40,59 @@ from tests.support.webrtc_client import LiveClient
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+def _stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU time of `root` and every process under it (Triton's model stubs included)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                children.setdefault(int(_stat(int(entry.name))[1]), []).append(int(entry.name))
+            except (OSError, IndexError):
+                continue
+    total, queue = 0.0, [root]
+    while queue:
+        pid = queue.pop()
+        queue.extend(children.get(pid, []))
+        try:
+            fields = _stat(pid)
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+    return total
 
 
 def onset(times: list[float], values: list[float], level: float) -> float | None:
     return next((t for t, v in zip(times, values, strict=True) if v > level), None)
 
 
-async def one_round(engine: EngineProcess, users: int, base: int) -> dict[str, Any]:
+class ServerCpu:
+    """Cores used by the engine and by Triton (with its model processes) over a window, and by
+    this benchmark's own simulated users (they share the machine)."""
+
+    def __init__(self, engine: EngineProcess, triton: TritonProcess) -> None:
+        assert engine.process is not None and triton.process is not None
+        self.pids = {"engine": engine.process.pid, "triton": triton.process.pid}
+        self.start()
+
+    def start(self) -> None:
+        self.began = time.monotonic()
+        self.before = {name: tree_cpu_seconds(pid) for name, pid in self.pids.items()}
+        self.before["clients"] = time.process_time()
+
+    def cores(self) -> dict[str, float]:
+        wall = time.monotonic() - self.began
+        used = {name: tree_cpu_seconds(pid) for name, pid in self.pids.items()}
+        used["clients"] = time.process_time()
+        return {name: (seconds - self.before[name]) / wall for name, seconds in used.items()}
+
+
+async def one_round(
+    engine: EngineProcess, triton: TritonProcess, users: int, base: int
+) -> dict[str, Any]:
     sockets, clients, sessions = [], [], []
     first_frames = []
     for n in range(users):
@@ -66,14 +110,17 @@ async def one_round(engine: EngineProcess, users: int, base: int) -> dict[str, A
         first_frames.append(client.video[0].arrived - started)
 
     await asyncio.sleep(2.0)
-    assert engine.process is not None
-    cpu0, wall0 = cpu_seconds(engine.process.pid), time.monotonic()
-    counts0 = [len(c.video) for c in clients]
+    cpu = ServerCpu(engine, triton)
+    wall0, counts0 = time.monotonic(), [len(c.video) for c in clients]
     await asyncio.sleep(5.0)
-    cpu1, wall1 = cpu_seconds(engine.process.pid), time.monotonic()
-    fps = [(len(c.video) - k) / (wall1 - wall0) for c, k in zip(clients, counts0, strict=True)]
-    idle_cpu = (cpu1 - cpu0) / (wall1 - wall0)
+    idle = cpu.cores()
+    fps = [
+        (len(c.video) - k) / (time.monotonic() - wall0)
+        for c, k in zip(clients, counts0, strict=True)
+    ]
 
+    cpu.start()
+    counts1 = [len(c.video) for c in clients]
     sent = time.monotonic()
     for ws, (student, sid) in zip(sockets, sessions, strict=True):
         await send(
@@ -86,6 +133,11 @@ async def one_round(engine: EngineProcess, users: int, base: int) -> dict[str, A
     for ws in sockets:
         await receive(ws, timeout_s=60)
     await asyncio.sleep(12.0)
+    speaking = cpu.cores()
+    talk_fps = [
+        (len(c.video) - k) / (time.monotonic() - sent)
+        for c, k in zip(clients, counts1, strict=True)
+    ]
     first_audio, offsets = [], []
     for client in clients:
         heard = [r for r in client.audio if r.arrived >= sent]
@@ -107,7 +159,12 @@ async def one_round(engine: EngineProcess, users: int, base: int) -> dict[str, A
         "offer_to_first_frame_ms": round(statistics.median(first_frames) * 1000, 1),
         "idle_fps_per_stream_min": round(min(fps), 2),
         "idle_fps_per_stream_median": round(statistics.median(fps), 2),
-        "engine_cpu_per_stream_pct": round(100 * idle_cpu / users, 1),
+        "speaking_fps_per_stream_min": round(min(talk_fps), 2),
+        "engine_cpu_per_stream_pct": round(100 * idle["engine"] / users, 1),
+        "idle_server_cores": round(idle["engine"] + idle["triton"], 2),
+        "speaking_engine_cores": round(speaking["engine"], 2),
+        "speaking_triton_cores": round(speaking["triton"], 2),
+        "speaking_client_cores": round(speaking["clients"], 2),
         "first_speech_ms_median": round(statistics.median(first_audio) * 1000, 1)
         if first_audio
         else None,
@@ -160,14 +217,20 @@ def per_frame_costs() -> dict[str, float]:
 def markdown(report: dict[str, Any]) -> str:
     rows = report["rounds"]
     lines = [
-        "| users | offer→first frame | idle fps/stream (min) | engine CPU/stream "
-        "| text→first speech (median, max) | A/V offset |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| users | offer→first frame | fps/stream, min (idle / speaking) "
+        "| engine CPU/stream idle | server cores idle / speaking (engine + Triton) "
+        "| simulated users' cores | text→first speech (median, max) | A/V offset |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         lines.append(
-            f"| {r['users']} | {r['offer_to_first_frame_ms']} ms | {r['idle_fps_per_stream_min']} "
+            f"| {r['users']} | {r['offer_to_first_frame_ms']} ms "
+            f"| {r['idle_fps_per_stream_min']} / {r['speaking_fps_per_stream_min']} "
             f"| {r['engine_cpu_per_stream_pct']} % "
+            f"| {r['idle_server_cores']} / "
+            f"{round(r['speaking_engine_cores'] + r['speaking_triton_cores'], 2)} "
+            f"({r['speaking_engine_cores']} + {r['speaking_triton_cores']}) "
+            f"| {r['speaking_client_cores']} "
             f"| {r['first_speech_ms_median']} ms, {r['first_speech_ms_max']} ms "
             f"| {r['av_offset_ms_median']} ms |"
         )
@@ -198,8 +261,9 @@ async def main(users: list[int]) -> None:
         try:
             rounds = []
             for index, count in enumerate(users):
+                await asyncio.sleep(3.0)  # the last round's peers are gone
                 lines = len(engine.log.read_text().splitlines())
-                row = await one_round(engine, count, base=10_000 * (index + 1))
+                row = await one_round(engine, triton, count, base=10_000 * (index + 1))
                 row["stages_ms"] = stage_medians(engine.log, lines)
                 rounds.append(row)
                 print(json.dumps(rounds[-1]), flush=True)
@@ -211,6 +275,41 @@ async def main(users: list[int]) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "webrtc_load.json").write_text(json.dumps(report, indent=2))
     (RESULTS / "webrtc_load.md").write_text(markdown(report))
+    plot(report, RESULTS / "webrtc_load.png")
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = report["rounds"]
+    users = [r["users"] for r in rows]
+    fig, (latency, fps, cpu) = plt.subplots(1, 3, figsize=(12, 3.6))
+    latency.plot(users, [r["first_speech_ms_median"] for r in rows], "-o", label="median")
+    latency.plot(users, [r["first_speech_ms_max"] for r in rows], "--s", label="max")
+    latency.plot(users, [r["offer_to_first_frame_ms"] for r in rows], ":^", label="first frame")
+    latency.set_ylabel("ms")
+    latency.set_title("text → first speech heard")
+    latency.legend(fontsize=8)
+    fps.plot(users, [r["idle_fps_per_stream_min"] for r in rows], "-o", label="idle")
+    fps.plot(users, [r["speaking_fps_per_stream_min"] for r in rows], "--s", label="speaking")
+    fps.set_ylim(0, 30)
+    fps.set_title("video fps per stream (slowest)")
+    fps.legend(fontsize=8)
+    engine = [r["speaking_engine_cores"] for r in rows]
+    triton = [r["speaking_triton_cores"] for r in rows]
+    cpu.bar([str(u) for u in users], engine, label="engine")
+    cpu.bar([str(u) for u in users], triton, bottom=engine, label="Triton")
+    cpu.set_title("server CPU cores while speaking")
+    cpu.legend(fontsize=8)
+    for axis in (latency, fps, cpu):
+        axis.set_xlabel("simulated users")
+        axis.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

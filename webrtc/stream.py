@@ -9,8 +9,10 @@ timeline, so audio and video cannot drift apart. Between utterances the avatar i
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,6 +29,10 @@ AUDIO_FRAME = 960  # 20 ms per audio packet
 LEAD_S = 0.06  # how far ahead of the playhead a new utterance is placed
 RENDER_AHEAD = 2  # frames rendered per batch: the most an interruption can lag on video
 MAX_LATE_FRAMES = 3  # a video track this far behind the clock skips to catch up
+
+# Rendering and pixel conversion for every live stream run here, off the event loop: numpy
+# releases the GIL, so streams render on every core while the loop keeps audio on time.
+RENDERERS = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="render")
 
 
 @dataclass
@@ -83,8 +89,8 @@ class AvatarStream:
         """Queues speech (and its viseme weights per frame) after whatever is queued."""
         samples = resample(pcm, sample_rate, AUDIO_RATE)
         pcm16 = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
-        frames = max(1, round(len(pcm16) / self.frame_samples))
-        pcm16 = np.pad(pcm16, (0, max(0, frames * self.frame_samples - len(pcm16))))
+        frames = max(1, -(-len(pcm16) // self.frame_samples))  # whole frames, rounded up
+        pcm16 = np.pad(pcm16, (0, frames * self.frame_samples - len(pcm16)))
         earliest = self.playhead() + int(LEAD_S * AUDIO_RATE)
         earliest = -(-earliest // self.frame_samples) * self.frame_samples  # next frame boundary
         start = max(earliest, self._queue[-1].end if self._queue else 0)
@@ -127,14 +133,16 @@ class AvatarStream:
         self._forget(end)
         return out
 
-    def video(self, index: int) -> Frames:
-        """Video frame `index`, rendered a couple of frames at a time."""
+    async def video(self, index: int) -> Frames:
+        """Video frame `index`, rendered a couple of frames at a time in RENDERERS."""
         while self._rendered and self._rendered[0][0] < index:
             self._rendered.popleft()
         if not self._rendered:
             weights = np.concatenate([self._weights(index + k) for k in range(RENDER_AHEAD)])
             started = time.perf_counter()
-            frames = self._animator.speak(weights)
+            frames = await asyncio.get_running_loop().run_in_executor(
+                RENDERERS, self._animator.speak, weights
+            )
             LIVE_RENDER_SECONDS.observe((time.perf_counter() - started) / RENDER_AHEAD)
             self._rendered.extend((index + k, frames[k]) for k in range(RENDER_AHEAD))
         return self._rendered.popleft()[1]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from fractions import Fraction
 
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av.video.reformatter import VideoReformatter
 
-from webrtc.stream import AUDIO_FRAME, AUDIO_RATE, MAX_LATE_FRAMES, AvatarStream
+from orchestrator.avatar.render import Frames
+from webrtc.stream import AUDIO_FRAME, AUDIO_RATE, MAX_LATE_FRAMES, RENDERERS, AvatarStream
 
 VIDEO_CLOCK = 90_000
 
@@ -33,11 +35,15 @@ class AvatarVideoTrack(MediaStreamTrack):
         index = self._index
         self._index += 1
         await stream.wait_for(index * stream.frame_samples)
-        rgb = av.VideoFrame.from_ndarray(stream.video(index), format="rgb24")
-        frame = self._yuv.reformat(rgb, format="yuv420p", threads=1)  # the encoders' input
+        pixels = await stream.video(index)
+        frame = await asyncio.get_running_loop().run_in_executor(RENDERERS, self._to_yuv, pixels)
         frame.pts = index * (VIDEO_CLOCK // stream.fps)
         frame.time_base = Fraction(1, VIDEO_CLOCK)
         return frame
+
+    def _to_yuv(self, pixels: Frames) -> av.VideoFrame:
+        rgb = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+        return self._yuv.reformat(rgb, format="yuv420p", threads=1)  # the encoders' input
 
 
 class SpeechAudioTrack(MediaStreamTrack):

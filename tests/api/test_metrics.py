@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import base64
 
-import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
 from tests.support.client import ask, receive
+from tests.support.metrics import Samples, scrape
 from tests.support.processes import EngineProcess, TritonProcess
 from tests.support.speech import encode, piper_speech
 
@@ -18,18 +17,7 @@ pytestmark = pytest.mark.serving
 STAGES = ("asr", "ai_first_token", "tts", "tts_first_audio", "lipsync", "render", "encode")
 
 
-def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    response = httpx.get(url)
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/plain")
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(response.text)
-        for sample in family.samples
-    }
-
-
-def stage_count(metrics: dict[tuple[str, tuple[tuple[str, str], ...]], float], stage: str) -> float:
+def stage_count(metrics: Samples, stage: str) -> float:
     return metrics.get(("tutor_engine_stage_seconds_count", (("stage", stage),)), 0.0)
 
 

@@ -59,3 +59,22 @@ async def test_concurrent_requests_share_batches(client: TritonClient) -> None:
     assert requests == 16
     assert executions < requests  # at least one batch held more than one request
     assert all(len(r["AUDIO"][0]) > 10_000 for r in results)
+
+
+async def test_each_request_of_a_batch_is_answered_when_its_own_speech_is_ready(
+    client: TritonClient,
+) -> None:
+    """One batch, run row by row on CPU: the first requests come back long before the last,
+    instead of all waiting for the whole batch."""
+    before = await settled_counts(client, "tts")
+    started = asyncio.get_running_loop().time()
+    finished: list[float] = []
+
+    async def speak(n: int) -> None:
+        await client.infer(TTS, text(f"Here is a sentence of some length, number {n}."))
+        finished.append(asyncio.get_running_loop().time() - started)
+
+    await asyncio.gather(*(speak(n) for n in range(8)))
+    inferences, executions = await counts_after(client, "tts", before, 8)
+    assert inferences == 8 and executions <= 2, (inferences, executions)  # batched
+    assert min(finished) < 0.5 * max(finished), finished

@@ -15,6 +15,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from orchestrator.avatar.registry import load_avatar
 from tests.support.client import ask, receive, send
+from tests.support.metrics import grew, scrape
 from tests.support.processes import EngineProcess
 from tests.support.speech import encode, piper_speech
 from tests.support.webrtc_client import LiveClient, Received
@@ -66,6 +67,7 @@ async def test_an_offer_gets_an_answer_and_the_avatar_idles(engine: EngineProces
 async def test_a_live_reply_is_spoken_with_lips_in_sync(engine: EngineProcess) -> None:
     async with live(engine, 701) as (ws, client, session_id):
         await until(lambda: len(client.video) > 10, 10, "streaming video")
+        before = scrape(f"{engine.base_url}/metrics")
         sent = time.monotonic()
         reply = await ask(
             ws,
@@ -86,6 +88,14 @@ async def test_a_live_reply_is_spoken_with_lips_in_sync(engine: EngineProcess) -
             lambda: client.audio[-1].arrived - speaking(client, sent)[-1].arrived > 1.0, 30, "done"
         )
         assert first_audio < 3.0, first_audio
+        # the video streamed on through every sentence of the reply, and after it
+        during = [r for r in client.video if r.arrived >= sent]
+        rate = (len(during) - 1) / (during[-1].arrived - during[0].arrived)
+        assert time.monotonic() - during[-1].arrived < 0.5 and rate > 20, rate
+        after = scrape(f"{engine.base_url}/metrics")
+        assert grew(before, after, "tutor_engine_first_audio_seconds_count") == 1
+        assert grew(before, after, "tutor_engine_replies_total", kind="webrtc") == 1
+        assert grew(before, after, "tutor_engine_live_render_seconds_count") > 25
 
         # A/V sync on the media clock: mouth area per video frame against loudness per frame
         start = speaking(client, sent)[0].media_s - 0.5

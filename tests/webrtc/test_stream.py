@@ -43,14 +43,30 @@ def test_speech_starts_on_a_frame_boundary_and_follows_what_is_queued(avatar: Av
     assert len(first.weights) == round(len(first.pcm) / stream.frame_samples)
 
 
-def test_audio_and_video_show_the_same_moment(avatar: Avatar) -> None:
+@pytest.mark.parametrize("extra_samples", [0, 1, 400, 1000, 1919])
+async def test_every_frame_of_an_utterance_renders_whatever_its_length(
+    avatar: Avatar, extra_samples: int
+) -> None:
+    """Speech that ends inside a video frame fills that frame: its last samples once lay past
+    the last row of mouth shapes, and rendering them killed the video track (seen at 4 users)."""
+    stream = AvatarStream(avatar)
+    pcm = tone(1.0, AUDIO_RATE)[: 10 * stream.frame_samples + extra_samples]
+    utterance = stream.say(pcm, AUDIO_RATE, open_mouth(11))
+    assert utterance.end % stream.frame_samples == 0 and len(utterance.pcm) >= len(pcm)
+    assert len(utterance.weights) * stream.frame_samples == len(utterance.pcm)
+    first = utterance.start // stream.frame_samples
+    for index in range(first - 1, utterance.end // stream.frame_samples + 2):
+        assert (await stream.video(index)).shape == (avatar.height, avatar.width, 3)
+
+
+async def test_audio_and_video_show_the_same_moment(avatar: Avatar) -> None:
     stream = AvatarStream(avatar)
     utterance = stream.say(tone(1.0), 22050, open_mouth(25))
     first_frame = utterance.start // stream.frame_samples
     first_packet = utterance.start // AUDIO_FRAME
     assert np.abs(stream.audio(first_packet - 1)).max() == 0  # silence just before
     assert np.abs(stream.audio(first_packet)).max() > 10_000  # speech right at its start
-    idle, speaking = stream.video(first_frame - 1), stream.video(first_frame)
+    idle, speaking = await stream.video(first_frame - 1), await stream.video(first_frame)
     x, y = avatar.mouth_at
     h, w = avatar.mouths.shape[1:3]
     box = (slice(y - 6, y + h + 6), slice(x - 6, x + w + 6))

@@ -7,6 +7,7 @@ every other request in the dynamic batch. A request that cannot be spoken gets i
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,18 @@ import triton_python_backend_utils as pb_utils
 from piper import PiperVoice
 from piper.config import PiperConfig
 from piper.const import BOS, EOS, PAD
+
+Sentence = tuple[list[str], np.ndarray, np.ndarray]  # phonemes, pcm, samples per phoneme id
+
+
+@dataclass(frozen=True)
+class Row:
+    """One sentence of one request: a row of a voice run."""
+
+    request: int
+    slot: int  # its place among the request's sentences
+    phonemes: list[str]
+    ids: list[int]
 
 
 class TritonPythonModel:
@@ -60,30 +73,37 @@ class TritonPythonModel:
             for out in config["output"]
         }
 
-    def execute(self, requests: list) -> list:
-        rows: list[tuple[int, list[str], list[int]]] = []  # (request index, phonemes, phoneme ids)
-        errors: dict[int, str] = {}
+    def execute(self, requests: list) -> None:
+        """Each request is answered as soon as its own sentences are spoken (through its
+        response sender), not when the whole batch is: in a CPU batch run row by row, the
+        request first in the queue is heard first."""
+        rows: list[Row] = []
+        spoken: dict[int, list[Sentence | None]] = {}
         for index, request in enumerate(requests):
             try:
-                for phonemes in self._sentences(request):
-                    rows.append((index, phonemes, self.voice.phonemes_to_ids(phonemes)))
+                sentences = self._sentences(request)
             except ValueError as error:
-                errors[index] = str(error)
-        audio = self._synthesize([ids for _, _, ids in rows])
-
-        spoken: dict[int, list[tuple[list[str], np.ndarray, np.ndarray]]] = {}
-        for (index, phonemes, _), (pcm, id_samples) in zip(rows, audio, strict=True):
-            spoken.setdefault(index, []).append((phonemes, pcm, id_samples))
-
-        responses = []
-        for index in range(len(requests)):
-            if index in errors:
-                responses.append(
-                    pb_utils.InferenceResponse(error=pb_utils.TritonError(errors[index]))
+                self._send(
+                    request, pb_utils.InferenceResponse(error=pb_utils.TritonError(str(error)))
                 )
-            else:
-                responses.append(self._response(spoken[index]))
-        return responses
+                continue
+            spoken[index] = [None] * len(sentences)
+            rows += [
+                Row(index, slot, phonemes, self.voice.phonemes_to_ids(phonemes))
+                for slot, phonemes in enumerate(sentences)
+            ]
+        for done in self._synthesize([row.ids for row in rows]):
+            for position, (pcm, id_samples) in done:
+                row = rows[position]
+                spoken[row.request][row.slot] = (row.phonemes, pcm, id_samples)
+                if all(spoken[row.request]):
+                    self._send(requests[row.request], self._response(spoken[row.request]))
+
+    @staticmethod
+    def _send(request, response) -> None:
+        request.get_response_sender().send(
+            response, flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
+        )
 
     def _sentences(self, request) -> list[list[str]]:
         raw = pb_utils.get_input_tensor_by_name(request, "TEXT").as_numpy().reshape(-1)[0]
@@ -102,10 +122,13 @@ class TritonPythonModel:
             raise ValueError("TEXT has nothing speakable in it")
         return sentences
 
-    def _synthesize(self, id_rows: list[list[int]]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Runs rows through the voice in padded batches, shortest with shortest."""
-        results: list[tuple[np.ndarray, np.ndarray]] = [None] * len(id_rows)  # type: ignore[list-item]
-        order = sorted(range(len(id_rows)), key=lambda i: len(id_rows[i]))
+    def _synthesize(self, id_rows: list[list[int]]):
+        """Runs rows through the voice `max_rows` at a time; yields each run's rows as
+        (row, (pcm, samples per phoneme id)). Several rows share a padded run shortest with
+        shortest; one row per run goes in queue order."""
+        order = list(range(len(id_rows)))
+        if self.max_rows > 1:
+            order.sort(key=lambda i: len(id_rows[i]))
         for start in range(0, len(order), self.max_rows):
             chunk = order[start : start + self.max_rows]
             lengths = np.array([len(id_rows[i]) for i in chunk], dtype=np.int64)
@@ -119,12 +142,13 @@ class TritonPythonModel:
             id_samples = (widths.reshape(len(chunk), -1) * self.voice.config.hop_length).astype(
                 np.int64
             )
+            done = []
             for row, i in enumerate(chunk):
                 samples = id_samples[row, : lengths[row]]
                 pcm = wave[row, : int(samples.sum())]
                 peak = float(np.abs(pcm).max()) if pcm.size else 0.0
-                results[i] = ((pcm / peak if peak > 1e-8 else pcm).astype(np.float32), samples)
-        return results
+                done.append((i, ((pcm / peak if peak > 1e-8 else pcm).astype(np.float32), samples)))
+            yield done
 
     def _phoneme_samples(self, phonemes: list[str], id_samples: np.ndarray) -> np.ndarray:
         """Samples per phoneme: its ids plus the pad after it, as Piper aligns them."""
@@ -134,7 +158,7 @@ class TritonPythonModel:
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
         return np.add.reduceat(id_samples, starts)
 
-    def _response(self, sentences: list[tuple[list[str], np.ndarray, np.ndarray]]):
+    def _response(self, sentences: list[Sentence | None]):
         pcm = np.concatenate([audio for _, audio, _ in sentences])
         symbols: list[str] = []
         durations: list[np.ndarray] = []

@@ -1,7 +1,8 @@
 """Triton Python-backend model: Mandarin text-to-speech with per-phoneme durations.
 
 FastSpeech2 converted from TFLite takes one sequence at a time, so the requests of a dynamic
-batch are spoken one after another within the batch; each request gets its own error.
+batch are spoken one after another, in queue order, and each is answered through its
+response sender as soon as it is spoken; each request gets its own error.
 """
 
 from __future__ import annotations
@@ -28,8 +29,11 @@ class TritonPythonModel:
         self.voice = ZhVoice(folder, int(params.get("intra_op_threads", "0")), (provider,))
         self.max_chars = int(params["max_chars"])
 
-    def execute(self, requests: list) -> list:
-        return [self._speak(request) for request in requests]
+    def execute(self, requests: list) -> None:
+        for request in requests:
+            request.get_response_sender().send(
+                self._speak(request), flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
+            )
 
     def _speak(self, request):
         raw = pb_utils.get_input_tensor_by_name(request, "TEXT").as_numpy().reshape(-1)[0]
