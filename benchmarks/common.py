@@ -8,11 +8,22 @@ import statistics
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from triton_ops.server import TritonLaunch, TritonServer
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
+
+
+def pyplot() -> Any:
+    """matplotlib.pyplot drawing to files only (no display on a server)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def free_port() -> int:

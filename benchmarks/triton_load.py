@@ -28,7 +28,7 @@ import numpy.typing as npt
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-from benchmarks.common import RESULTS, ROOT, embedded_triton, summary_ms
+from benchmarks.common import RESULTS, ROOT, embedded_triton, pyplot, summary_ms
 from orchestrator.triton_client import TritonClient
 from tests.support.speech import piper_speech, resample
 from tests.support.triton_stats import counts, settled_counts
@@ -221,11 +221,7 @@ def summary(results: list[dict[str, Any]]) -> str:
 
 
 def plot(results: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(2, len(results), figsize=(3.2 * len(results), 6), squeeze=False)
     for column, r in enumerate(results):
         top, bottom = axes[0][column], axes[1][column]

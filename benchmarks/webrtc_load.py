@@ -30,7 +30,7 @@ import numpy as np
 from aiortc.codecs.vpx import Vp8Encoder
 from websockets.asyncio.client import connect
 
-from benchmarks.common import RESULTS, ROOT
+from benchmarks.common import RESULTS, ROOT, pyplot
 from orchestrator.avatar.registry import load_avatar
 from orchestrator.avatar.render import FaceAnimator
 from tests.support.client import receive, send
@@ -114,10 +114,8 @@ async def one_round(
     wall0, counts0 = time.monotonic(), [len(c.video) for c in clients]
     await asyncio.sleep(5.0)
     idle = cpu.cores()
-    fps = [
-        (len(c.video) - k) / (time.monotonic() - wall0)
-        for c, k in zip(clients, counts0, strict=True)
-    ]
+    window = time.monotonic() - wall0
+    fps = [(len(c.video) - k) / window for c, k in zip(clients, counts0, strict=True)]
 
     cpu.start()
     counts1 = [len(c.video) for c in clients]
@@ -134,10 +132,8 @@ async def one_round(
         await receive(ws, timeout_s=60)
     await asyncio.sleep(12.0)
     speaking = cpu.cores()
-    talk_fps = [
-        (len(c.video) - k) / (time.monotonic() - sent)
-        for c, k in zip(clients, counts1, strict=True)
-    ]
+    window = time.monotonic() - sent
+    talk_fps = [(len(c.video) - k) / window for c, k in zip(clients, counts1, strict=True)]
     first_audio, offsets = [], []
     for client in clients:
         heard = [r for r in client.audio if r.arrived >= sent]
@@ -279,11 +275,7 @@ async def main(users: list[int]) -> None:
 
 
 def plot(report: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     rows = report["rounds"]
     users = [r["users"] for r in rows]
     fig, (latency, fps, cpu) = plt.subplots(1, 3, figsize=(12, 3.6))

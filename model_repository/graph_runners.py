@@ -75,10 +75,16 @@ def tensorrt_runner(path: Path) -> Runner:
     return TensorRTRunner(path)
 
 
+def onnxruntime_from_config(params: dict[str, str], path: Path) -> OnnxRuntimeRunner:
+    """ONNX Runtime as a model's config.pbtxt parameters ask: `execution_provider` and
+    `intra_op_threads`."""
+    provider = params.get("execution_provider", "CPUExecutionProvider")
+    return OnnxRuntimeRunner(path, int(params.get("intra_op_threads", "0")), [provider])
+
+
 def runner_from_config(params: dict[str, str], path: Path) -> Runner:
     """The runner a model's config.pbtxt parameters ask for: `runtime` (onnxruntime, the
-    default, or tensorrt), `execution_provider` and `intra_op_threads` for ONNX Runtime."""
+    default, or tensorrt)."""
     if params.get("runtime", "onnxruntime") == "tensorrt":
         return tensorrt_runner(path)
-    provider = params.get("execution_provider", "CPUExecutionProvider")
-    return onnxruntime_runner(path, int(params.get("intra_op_threads", "0")), [provider])
+    return onnxruntime_from_config(params, path)

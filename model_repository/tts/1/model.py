@@ -1,21 +1,26 @@
 """Triton Python-backend model: Piper text-to-speech with per-phoneme durations.
 
-Each request is one utterance; its sentences become rows of one padded ONNX batch shared with
-every other request in the dynamic batch. A request that cannot be spoken gets its own error.
+Each request is one utterance; its sentences become rows run through the voice with those of
+every other request in the dynamic batch, `max_rows_per_run` rows to a padded ONNX run (one on
+CPU). A request that cannot be spoken gets its own error.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import triton_python_backend_utils as pb_utils
 from piper import PiperVoice
 from piper.config import PiperConfig
 from piper.const import BOS, EOS, PAD
+
+sys.dont_write_bytecode = True  # a __pycache__ folder in the repository is a model to Triton
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # graph_runners
+from graph_runners import onnxruntime_from_config
 
 Sentence = tuple[list[str], np.ndarray, np.ndarray]  # phonemes, pcm, samples per phoneme id
 
@@ -38,13 +43,7 @@ class TritonPythonModel:
         voice_path = version_dir / params["voice_file"]
         voice_config = json.loads(Path(f"{voice_path}.json").read_text(encoding="utf-8"))
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = int(params.get("intra_op_threads", "0"))
-        session = ort.InferenceSession(
-            str(voice_path),
-            options,
-            providers=[params.get("execution_provider", "CPUExecutionProvider")],
-        )
+        session = onnxruntime_from_config(params, voice_path).session
         self.voice = PiperVoice(session=session, config=PiperConfig.from_dict(voice_config))
         if self.voice.config.sample_rate != int(params["sample_rate"]):
             raise pb_utils.TritonModelException(
