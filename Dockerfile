@@ -12,6 +12,7 @@ RUN apt-get update \
 WORKDIR /app
 COPY pyproject.toml Makefile README.md ./
 COPY orchestrator orchestrator
+COPY media media
 COPY triton_ops triton_ops
 COPY webrtc webrtc
 COPY config config
@@ -29,7 +30,5 @@ FROM base AS builder
 ENV SYSTEM_PACKAGES=espeak-ng \
     PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu
 COPY benchmarks benchmarks
-COPY tests/__init__.py tests/
-COPY tests/support tests/support
 RUN make system-deps build-env
 CMD ["make", "models", "perf-inputs"]

@@ -14,7 +14,7 @@ INSTALL_SPEC ?= .[dev]
 # docker-compose (the tests resolve docker-compose.gpu.yml with it; no Docker engine is needed).
 SYSTEM_PACKAGES ?= espeak-ng chromium docker-compose
 
-.PHONY: install build-env models perf-inputs system-deps run test lint format clean
+.PHONY: install build-env models perf-inputs system-deps run test check lint lint-build format clean
 
 $(INSTALLED): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,7 +33,7 @@ build-env: $(INSTALLED)
 # avatars; only what is missing or stale.
 models: $(INSTALLED) system-deps
 	@$(BIN)/python -m triton_ops.build_models
-	@$(BIN)/python -m orchestrator.avatar.draw --if-stale
+	@$(BIN)/python -m media.avatar.draw --if-stale
 
 # perf_analyzer's --input-data files, made from real speech and text (benchmarks/README.md)
 perf-inputs: $(INSTALLED)
@@ -60,10 +60,20 @@ test: models system-deps
 	  $(BIN)/python -m pytest $(PYTEST_ARGS); \
 	fi
 
-lint: models
+# The fast loop: lint and the tests that need no model files (seconds, nothing built).
+check: $(INSTALLED)
+	@$(MAKE) --no-print-directory lint
+	$(BIN)/python -m pytest -q -m "not serving" $(PYTEST_ARGS)
+
+lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy orchestrator triton_ops webrtc
+	$(BIN)/mypy orchestrator media triton_ops webrtc benchmarks
+	@# every model's entry file is model.py: one mypy run per model folder
+	for model in model_repository/*/1; do $(BIN)/mypy $$model/*.py || exit 1; done
+
+# The build scripts, typechecked against the build environment they run in.
+lint-build: build-env
 	$(BIN)/mypy --python-executable .venv-build/bin/python triton_ops/whisper/*.py triton_ops/zhtts/*.py triton_ops/lipsync/*.py triton_ops/embed/*.py
 
 format: $(INSTALLED)

@@ -21,10 +21,11 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from benchmarks.common import RESULTS, embedded_triton
+from benchmarks.common import RESULTS, triton_server
+from benchmarks.harness.scoring import char_errors, traditional_characters, word_errors
+from benchmarks.harness.speech import Audio, espeak_speech, piper_speech, with_noise
+from media.audio import resample
 from orchestrator.triton_client import TritonClient
-from tests.support.scoring import char_errors, traditional_characters, word_errors
-from tests.support.speech import Audio, espeak_speech, piper_speech, resample, with_noise
 from triton_ops.contracts import ASR, TTS_ZH
 
 ENGLISH = [
@@ -89,7 +90,7 @@ async def mandarin_voice(client: TritonClient, text: str) -> Audio:
 
 async def build_clips(client: TritonClient, english: list[str], mandarin: list[str]) -> list[Clip]:
     clips = [
-        Clip("en", variant, text, resample(speak(text), 16000))
+        Clip("en", variant, text, resample(*speak(text), 16000))
         for variant, speak in english_variants().items()
         for text in english
     ]
@@ -100,7 +101,7 @@ async def build_clips(client: TritonClient, english: list[str], mandarin: list[s
             ("zh voice + noise 20 dB", with_noise(voice, 20)),
             ("zh voice + noise 10 dB", with_noise(voice, 10)),
         ):
-            clips.append(Clip("zh", variant, text, resample(audio, 16000)))
+            clips.append(Clip("zh", variant, text, resample(*audio, 16000)))
     return clips
 
 
@@ -163,7 +164,7 @@ def markdown(report: dict[str, dict[str, float]]) -> str:
 
 
 async def main(args: argparse.Namespace) -> None:
-    async with embedded_triton(url=args.triton_url) as url:
+    async with triton_server(args.triton_url) as url:
         client = TritonClient(url, request_timeout_s=300)
         clips = await build_clips(client, ENGLISH, MANDARIN)
         report = await evaluate(client, clips)

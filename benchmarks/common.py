@@ -1,16 +1,16 @@
-"""Shared plumbing for benchmarks: an embedded Triton on free ports, timing summaries."""
+"""Shared plumbing for benchmarks: a Triton to measure, timing summaries."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import socket
 import statistics
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from triton_ops.server import TritonLaunch, TritonServer
+from benchmarks.harness.processes import TritonProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -26,36 +26,22 @@ def pyplot() -> Any:
     return plt
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextlib.asynccontextmanager
-async def embedded_triton(
-    repository: Path = ROOT / "model_repository", url: str | None = None
+async def triton_server(
+    url: str | None = None, repository: Path = ROOT / "model_repository"
 ) -> AsyncIterator[str]:
-    """Yields a gRPC url: `url` if given, else a Triton started here for the benchmark."""
+    """Yields a gRPC url: `url` if given, else that of a Triton started for the benchmark as an
+    operator runs one (`python -m triton_ops.server`, the tests' `TritonProcess`)."""
     if url:
         yield url
         return
     with tempfile.TemporaryDirectory(prefix="bench-triton-") as workdir:
-        launch = TritonLaunch(
-            model_repository=repository,
-            workdir=Path(workdir),
-            grpc_port=free_port(),
-            http_port=free_port(),
-            metrics_port=free_port(),
-        )
-        server = TritonServer(launch)
-        await server.start()
+        triton = TritonProcess(Path(workdir), model_repository=repository)
         try:
-            await server.wait_ready(300)
-            yield launch.grpc_url
+            await asyncio.to_thread(triton.start, 300)
+            yield triton.grpc_url
         finally:
-            await server.stop()
+            await asyncio.to_thread(triton.stop)
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -20,11 +20,12 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import RESULTS, ROOT, embedded_triton
+from benchmarks.common import RESULTS, ROOT, triton_server
 from orchestrator.knowledge.embedder import Embedder
 from orchestrator.knowledge.store import KnowledgeStore
 from orchestrator.settings import Settings
 from orchestrator.triton_client import TritonClient
+from triton_ops.contracts import EMBED, EMBED_ZH
 
 QUESTIONS = ROOT / "benchmarks" / "knowledge_questions.toml"
 
@@ -88,10 +89,10 @@ def markdown(report: dict[str, dict[str, Any]]) -> str:
 async def main(args: argparse.Namespace) -> None:
     settings = Settings()
     thresholds = {
-        "embed": settings.knowledge_min_score_en,
-        "embed_zh": settings.knowledge_min_score_zh,
+        EMBED.name: settings.knowledge_min_score_en,
+        EMBED_ZH.name: settings.knowledge_min_score_zh,
     }
-    async with embedded_triton(url=args.triton_url) as url:
+    async with triton_server(args.triton_url) as url:
         client = TritonClient(url, request_timeout_s=300)
         with tempfile.TemporaryDirectory(prefix="bench-kb-") as tmp:
             store = KnowledgeStore(Path(tmp), Embedder(client))

@@ -13,9 +13,9 @@ import time
 import numpy as np
 
 from benchmarks.common import RESULTS, ROOT
-from orchestrator.avatar.registry import load_avatar
-from orchestrator.avatar.render import FaceAnimator
-from orchestrator.video import encode_mp4
+from media.avatar.animator import FaceAnimator
+from media.avatar.registry import load_avatar
+from media.mp4 import encode_mp4
 
 
 def main() -> None:

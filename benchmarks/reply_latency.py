@@ -15,13 +15,14 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 from websockets.asyncio.client import connect
 
 from benchmarks.common import RESULTS, summary_ms
-from tests.support.client import ask, wav_info
-from tests.support.processes import EngineProcess
+from benchmarks.harness.client import ask, wav_info
+from benchmarks.harness.processes import EngineProcess
 
 QUESTIONS = [
     "What is photosynthesis?",
@@ -52,7 +53,7 @@ async def run(base_url: str, questions: int, avatar: str | None) -> dict[str, ob
     ws_url = f"{session['engine_url']}?token={session['engine_token']}"
     latencies: list[float] = []
     speech: list[float] = []
-    extra = {"avatar_id": avatar} if avatar else {}
+    extra: dict[str, Any] = {"avatar_id": avatar} if avatar else {}
     async with connect(ws_url, max_size=None) as ws:
         await ask(ws, type="text", content="Hello!", **extra)  # warm-up
         for n in range(questions):

@@ -22,10 +22,10 @@ from pathlib import Path
 from websockets.asyncio.client import connect
 
 from benchmarks.common import RESULTS
-from tests.support.client import receive, send
-from tests.support.fake_llm import FakeLLM
-from tests.support.processes import EngineProcess, TritonProcess
-from tests.support.webrtc_client import LiveClient
+from benchmarks.harness.client import receive, send
+from benchmarks.harness.fake_llm import FakeLLM
+from benchmarks.harness.processes import EngineProcess, TritonProcess
+from benchmarks.harness.webrtc_client import LiveClient
 
 REPLY = (
     "Photosynthesis is how a plant makes its own food from light. "

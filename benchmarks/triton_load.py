@@ -2,11 +2,11 @@
 
     .venv/bin/python -m benchmarks.triton_load [--models asr,tts] [--concurrency 1,2,4,8,16]
 
-For each model and setting a fresh embedded Triton serves only that model: once with its
-config as shipped, once with `dynamic_batching` removed. Each sweep step sends `--requests`
-requests (at least 4 per concurrent client) of real data (speech our voice speaks, sentences a
-tutor says) and reports throughput, latency percentiles, the batch sizes Triton actually
-formed (its statistics API), and for speech models the real-time factor. Results:
+For each model and setting a fresh Triton (`python -m triton_ops.server`) serves only that
+model: once with its config as shipped, once with `dynamic_batching` removed. Each sweep step
+sends `--requests` requests (at least 4 per concurrent client) of real data (speech our voice
+speaks, sentences a tutor says) and reports throughput, latency percentiles, the batch sizes
+Triton actually formed (its statistics API), and for speech models the real-time factor. Results:
 benchmarks/results/triton_load.{md,png} for all models, triton_load_<model>.json each.
 """
 
@@ -28,11 +28,21 @@ import numpy.typing as npt
 from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
-from benchmarks.common import RESULTS, ROOT, embedded_triton, pyplot, summary_ms
+from benchmarks.common import RESULTS, ROOT, pyplot, summary_ms, triton_server
+from benchmarks.harness.speech import piper_speech
+from benchmarks.harness.triton_stats import counts, settled_counts
+from media.audio import resample
 from orchestrator.triton_client import TritonClient
-from tests.support.speech import piper_speech, resample
-from tests.support.triton_stats import counts, settled_counts
-from triton_ops.contracts import CONTRACTS, ModelContract
+from triton_ops.contracts import (
+    ASR,
+    CONTRACTS,
+    EMBED,
+    EMBED_ZH,
+    LIPSYNC,
+    TTS,
+    TTS_ZH,
+    ModelContract,
+)
 
 Inputs = dict[str, npt.NDArray[Any]]
 ENGLISH = [
@@ -66,7 +76,7 @@ def _text(sentence: str, mode: str | None = None) -> Inputs:
 
 
 def _speech_16k() -> list[npt.NDArray[np.float32]]:
-    return [resample(piper_speech(s), 16000).reshape(1, -1) for s in ENGLISH]
+    return [resample(*piper_speech(s), 16000).reshape(1, -1) for s in ENGLISH]
 
 
 def _audio_seconds(inputs: Inputs, _: Inputs) -> float:
@@ -76,20 +86,20 @@ def _audio_seconds(inputs: Inputs, _: Inputs) -> float:
 def workload(model: str) -> Workload:
     """Real requests for `model`: speech our voice speaks, sentences a tutor says."""
     contract = CONTRACTS[model]
-    if model == "asr":
+    if model == ASR.name:
         language = np.array([[b"en"]], dtype=np.object_)
         requests = [{"AUDIO": clip, "LANGUAGE": language} for clip in _speech_16k()]
         return Workload(contract, requests, _audio_seconds)
-    if model == "lipsync":
+    if model == LIPSYNC.name:
         return Workload(contract, [{"AUDIO": clip} for clip in _speech_16k()], _audio_seconds)
-    if model in ("tts", "tts_zh"):
-        rate = 22050 if model == "tts" else 24000
-        sentences = ENGLISH if model == "tts" else MANDARIN
+    if model in (TTS.name, TTS_ZH.name):
+        rate = 22050 if model == TTS.name else 24000
+        sentences = ENGLISH if model == TTS.name else MANDARIN
         return Workload(
             contract, [_text(s) for s in sentences], lambda _, out: out["AUDIO"].size / rate
         )
-    if model in ("embed", "embed_zh"):
-        sentences = ENGLISH if model == "embed" else MANDARIN + ENGLISH[:2]
+    if model in (EMBED.name, EMBED_ZH.name):
+        sentences = ENGLISH if model == EMBED.name else MANDARIN + ENGLISH[:2]
         return Workload(contract, [_text(s, "query") for s in sentences])
     raise SystemExit(f"no workload for {model}")
 
@@ -113,7 +123,7 @@ def single_model_repository(model: str, batching: bool, into: Path) -> Path:
 async def serving(model: str, batching: bool) -> AsyncIterator[TritonClient]:
     with tempfile.TemporaryDirectory(prefix="bench-repo-") as tmp:
         repository = single_model_repository(model, batching, Path(tmp))
-        async with embedded_triton(repository) as url:
+        async with triton_server(repository=repository) as url:
             client = TritonClient(url, request_timeout_s=600)
             try:
                 yield client

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from benchmarks.common import RESULTS, embedded_triton, summary_ms
+from benchmarks.common import RESULTS, summary_ms, triton_server
 from orchestrator.triton_client import TritonClient
 from triton_ops.contracts import TTS
 
@@ -60,9 +60,9 @@ async def measure(client: TritonClient, streams: int, rounds: int, rate: int) ->
 
 
 async def main(args: argparse.Namespace) -> None:
-    async with embedded_triton(url=args.triton_url) as url:
+    async with triton_server(args.triton_url) as url:
         client = TritonClient(url, request_timeout_s=300)
-        rate = int((await client.parameters("tts"))["sample_rate"])
+        rate = int((await client.parameters(TTS.name))["sample_rate"])
         await stream(client, 1, rate)  # warm-up
         single = await measure(client, 1, args.rounds, rate)
         many = await measure(client, args.streams, args.rounds, rate)

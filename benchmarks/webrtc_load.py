@@ -31,11 +31,11 @@ from aiortc.codecs.vpx import Vp8Encoder
 from websockets.asyncio.client import connect
 
 from benchmarks.common import RESULTS, ROOT, pyplot
-from orchestrator.avatar.registry import load_avatar
-from orchestrator.avatar.render import FaceAnimator
-from tests.support.client import receive, send
-from tests.support.processes import EngineProcess, TritonProcess
-from tests.support.webrtc_client import LiveClient
+from benchmarks.harness.client import receive, send
+from benchmarks.harness.processes import EngineProcess, TritonProcess
+from benchmarks.harness.webrtc_client import LiveClient
+from media.avatar.animator import FaceAnimator
+from media.avatar.registry import load_avatar
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -142,7 +142,7 @@ async def one_round(
             continue
         first_audio.append(loud.arrived - sent)
         video = [r for r in client.video if r.arrived >= sent]
-        rest = np.median([r.value for r in video[:5]]) if video else 0.0
+        rest = float(np.median([r.value for r in video[:5]])) if video else 0.0
         mouth = onset([r.media_s for r in video], [r.value for r in video], rest + 150)
         if mouth is not None:
             offsets.append(mouth - loud.media_s)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from orchestrator.audio import level_dbfs
+from media.audio import level_dbfs
 from orchestrator.metrics import timed
 from orchestrator.triton_client import TritonClient
 from triton_ops.contracts import ASR

@@ -9,46 +9,38 @@ they run in order.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import logging
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from orchestrator.asr import SAMPLE_RATE, NoSpeech
-from orchestrator.audio import AudioError, b64, decode_audio, wav_bytes
-from orchestrator.avatar.registry import Avatar
+from media.avatar.registry import Avatar
 from orchestrator.brain import AIEngineError
-from orchestrator.conversation import joiner
 from orchestrator.messages import (
     AudioMessage,
     ClientMessage,
     ErrorMessage,
     InterruptMessage,
     ProtocolError,
+    ServerMessage,
     TextMessage,
-    TextReply,
     TextWebRTCMessage,
-    Transcription,
-    VideoReply,
     WebRTCAnswer,
     WebRTCIceCandidateMessage,
     WebRTCOfferMessage,
     parse_client_message,
 )
-from orchestrator.metrics import ERRORS, FIRST_AUDIO, REPLIES, timed
+from orchestrator.metrics import ERRORS
+from orchestrator.replies import Reply, check_text
 from orchestrator.sessions import Session
 from orchestrator.tokens import InvalidToken, TokenSigner
 from orchestrator.triton_client import TritonError
-from orchestrator.tts import join_speech
 from webrtc.peers import Peer, SignalingError
 
 if TYPE_CHECKING:
-    from collections.abc import Coroutine
+    from collections.abc import AsyncIterator, Coroutine
     from typing import Any
 
     from orchestrator.runtime import Runtime
@@ -115,39 +107,40 @@ class Connection:
     # --- routing -----------------------------------------------------------------------
 
     def _dispatch(self, message: ClientMessage) -> None:
+        replies = self.runtime.replies
         match message:
             case TextMessage():
                 session = self.resolve(message.engine_session_id)
                 self._check_text(message.content, session)
                 avatar = self._avatar(message.avatar_id, session)
-                self._spawn(self._answer(session, message.content, avatar), session)
+                self._spawn(replies.text(session, message.content, avatar), session)
             case AudioMessage():
                 session = self.resolve(message.engine_session_id)
                 avatar = self._avatar(message.avatar_id, session)
                 peer = self.runtime.peers.get(self.peer_key)
                 if peer is not None and peer.connected and avatar is None:
-                    self._barge_in(peer)  # the student speaks: the tutor stops at once
-                    self._spawn(self._answer_audio(session, message, None, peer), session)
+                    peer.interrupt()  # the student speaks: the tutor stops at once
+                    self._spawn(replies.audio_live(session, message, peer), session)
                 else:
-                    self._spawn(self._answer_audio(session, message, avatar), session)
+                    self._spawn(replies.audio(session, message, avatar), session)
             case TextWebRTCMessage():
                 self._check_user(message.user_id)
                 session = self.resolve(message.engine_session_id)
                 self._check_text(message.content, session)
                 avatar = self._avatar(message.avatar_id, session)
                 peer = self._peer(session)
-                self._spawn(self._answer_live(session, message.content, peer, avatar), session)
+                self._spawn(replies.live(session, message.content, peer, avatar), session)
             case WebRTCOfferMessage():
                 self._check_user(message.user_id)
                 avatar = self._avatar(message.avatar_id, None) or self._default_avatar()
-                self._spawn(self._answer_offer(message.sdp, avatar), None, limited=False)
+                self._run(self._answer_offer(message.sdp, avatar), None)
             case WebRTCIceCandidateMessage():
                 self._check_user(message.user_id)
                 candidate = message.candidate.model_dump() if message.candidate else None
-                self._spawn(self._add_candidate(candidate), None, limited=False)
+                self._run(self._add_candidate(candidate), None)
             case InterruptMessage():
                 session = self.resolve(message.engine_session_id)
-                self._barge_in(self._peer(session))
+                self._peer(session).interrupt()
 
     def resolve(self, engine_session_id: str | None) -> Session:
         """The session a message speaks to, or the reason it may not."""
@@ -213,11 +206,6 @@ class Connection:
         peer.touch()
         return peer
 
-    def _barge_in(self, peer: Peer) -> None:
-        if peer.reply is not None:
-            peer.reply.cancel()
-        peer.stream.interrupt()
-
     def _check_user(self, user_id: int | str) -> None:
         if str(user_id) != self.identity.user_id:
             raise ProtocolError(
@@ -225,26 +213,25 @@ class Connection:
             )
 
     def _check_text(self, text: str, session: Session) -> None:
-        limit = self.runtime.settings.max_text_chars
-        if len(text) > limit:
-            raise ProtocolError(
-                "text_too_long",
-                f"content has {len(text)} characters; the limit is {limit}",
-                session.id,
-            )
+        check_text(text, self.runtime.settings.max_text_chars, session)
 
-    def _spawn(
-        self, work: Coroutine[Any, Any, None], session: Session | None, limited: bool = True
-    ) -> None:
-        """Runs `work` beside the socket's reading; replies (not signaling) count to the limit."""
-        if limited and len(self._tasks) >= self.runtime.settings.max_inflight_per_connection:
-            work.close()
+    def _spawn(self, reply: AsyncIterator[Reply], session: Session) -> None:
+        """Runs a reply pipeline beside the socket's reading, sending what it yields; replies
+        in progress on one socket are limited."""
+        if len(self._tasks) >= self.runtime.settings.max_inflight_per_connection:
             raise ProtocolError(
                 "busy",
                 "too many replies in progress on this connection; wait for one to finish",
-                session.id if session else None,
+                session.id,
                 retryable=True,
             )
+        self._run(self._send_all(reply), session)
+
+    async def _send_all(self, reply: AsyncIterator[Reply]) -> None:
+        async for message in reply:
+            await self.send(message)
+
+    def _run(self, work: Coroutine[Any, Any, None], session: Session | None) -> None:
         task = asyncio.create_task(self._answering(work, session))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -270,99 +257,7 @@ class Connection:
             message = "the engine failed to answer; please retry"
             await self.send_error(ProtocolError("internal_error", message, sid, True))
 
-    # --- answers -----------------------------------------------------------------------
-
-    async def _answer(self, session: Session, text: str, avatar: Avatar | None) -> None:
-        """The tutor's spoken reply: a `text` message, or a `video` one with an avatar."""
-        tutor = self.runtime.conversation.tutor_of(session)
-        async with session.reply_lock:
-            with timed("reply", log, session_id=session.id, chars=len(text), video=bool(avatar)):
-                parts = [part async for part in self.runtime.conversation.reply(session, text)]
-                speech = [part.speech for part in parts if part.speech is not None]
-                content = joiner(tutor).join(part.text for part in parts)
-                if avatar is not None and speech:
-                    mp4, joined = await self.runtime.animation.video(
-                        avatar, speech, tutor.language, session.id
-                    )
-                    reply: TextReply | VideoReply = VideoReply(
-                        video=b64(mp4),
-                        audio=b64(wav_bytes(joined.pcm, joined.sample_rate)),
-                        content=content,
-                        engine_session_id=session.id,
-                    )
-                else:
-                    audio = None
-                    if speech:
-                        joined = join_speech(speech)
-                        audio = b64(wav_bytes(joined.pcm, joined.sample_rate))
-                    reply = TextReply(content=content, audio=audio, engine_session_id=session.id)
-        REPLIES.labels(reply.type).inc()
-        await self.send(reply)
-
-    async def _answer_audio(
-        self,
-        session: Session,
-        message: AudioMessage,
-        avatar: Avatar | None,
-        peer: Peer | None = None,
-    ) -> None:
-        """Transcribes the student's speech, says what was heard, then answers it: over the
-        socket, or live on the user's WebRTC peer when one is given."""
-        settings = self.runtime.settings
-        tutor = self.runtime.conversation.tutor_of(session)
-        data = _base64(message.data, settings.max_audio_bytes, session.id)
-        try:
-            pcm = await asyncio.to_thread(
-                decode_audio,
-                data,
-                rate=SAMPLE_RATE,
-                max_seconds=settings.max_audio_s,
-                raw_format=message.format,
-                raw_rate=message.sample_rate,
-            )
-            heard = await self.runtime.asr.transcribe(pcm, tutor.language, session.id)
-        except AudioError as error:
-            raise ProtocolError("invalid_audio", str(error), session.id) from error
-        except NoSpeech as error:
-            raise ProtocolError("no_speech", str(error), session.id) from error
-        self._check_text(heard.text, session)
-        await self.send(Transcription(content=heard.text, engine_session_id=session.id))
-        if peer is not None:
-            await self._answer_live(session, heard.text, peer, None)
-        else:
-            await self._answer(session, heard.text, avatar)
-
-    async def _answer_live(
-        self, session: Session, text: str, peer: Peer, avatar: Avatar | None
-    ) -> None:
-        """Speaks the reply on the live tracks sentence by sentence, as each is ready; the
-        text follows on the socket. A reply still playing is cut off or waited for,
-        as ENGINE_WEBRTC_REPLY_POLICY says."""
-        received = time.monotonic()
-        if self.runtime.settings.webrtc_reply_policy == "interrupt":
-            self._barge_in(peer)
-        peer.reply = asyncio.current_task()
-        if avatar is not None:
-            peer.stream.switch(avatar)
-        tutor = self.runtime.conversation.tutor_of(session)
-        parts = []
-        async with session.reply_lock:
-            with timed("reply", log, session_id=session.id, chars=len(text), live=True) as stage:
-                async for part in self.runtime.conversation.reply(session, text):
-                    parts.append(part)
-                    if part.speech is None:
-                        continue
-                    weights = await self.runtime.animation.lipsync.weights(
-                        part.speech, tutor.language, session.id
-                    )
-                    utterance = peer.stream.say(part.speech.pcm, part.speech.sample_rate, weights)
-                    if "first_audio_s" not in stage:
-                        starts_in = utterance.start / 48000 - peer.stream.playhead() / 48000
-                        stage["first_audio_s"] = round(time.monotonic() - received + starts_in, 3)
-                        FIRST_AUDIO.observe(stage["first_audio_s"])
-        REPLIES.labels("webrtc").inc()
-        content = joiner(tutor).join(part.text for part in parts)
-        await self.send(TextReply(content=content, engine_session_id=session.id, delivery="webrtc"))
+    # --- signaling -----------------------------------------------------------------
 
     async def _answer_offer(self, sdp: str, avatar: Avatar) -> None:
         async with self._signaling:
@@ -379,9 +274,7 @@ class Connection:
 
     # --- sending and closing -----------------------------------------------------------
 
-    async def send(
-        self, message: TextReply | VideoReply | Transcription | WebRTCAnswer | ErrorMessage
-    ) -> None:
+    async def send(self, message: ServerMessage) -> None:
         if self.websocket.application_state != WebSocketState.CONNECTED:
             return
         async with self._send_lock:
@@ -413,14 +306,3 @@ class Connection:
         if self._bound is not None:
             self._bound.connections -= 1
             self.runtime.sessions.touch(self._bound)
-
-
-def _base64(data: str, max_bytes: int, session_id: str) -> bytes:
-    if len(data) * 3 // 4 > max_bytes:
-        raise ProtocolError(
-            "audio_too_large", f"audio is over the limit of {max_bytes // 1024} KiB", session_id
-        )
-    try:
-        return base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError) as error:
-        raise ProtocolError("invalid_audio", "data is not valid base64", session_id) from error

@@ -13,12 +13,13 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from media.speech import Speech
 from orchestrator.brain import AIEngineError, EngineRegistry, Passage, ReplyRequest
 from orchestrator.knowledge.store import KnowledgeStore
 from orchestrator.metrics import STAGE_SECONDS, timed
 from orchestrator.sentences import sentences
 from orchestrator.sessions import Session
-from orchestrator.tts import Speech, TextToSpeech
+from orchestrator.tts import TextToSpeech
 from orchestrator.tutors import TutorCatalog, TutorProfile, Voice
 
 log = logging.getLogger(__name__)

@@ -12,32 +12,17 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from orchestrator.audio import resample
-from orchestrator.avatar.render import Weights
-from orchestrator.avatar.visemes import INDEX, VISEMES, resolve
+from media.audio import resample
+from media.avatar.visemes import INDEX, VISEMES, Weights, resolve
+from media.speech import Speech
 from orchestrator.metrics import timed
 from orchestrator.triton_client import TritonClient
-from orchestrator.tts import Speech
 from triton_ops.contracts import LIPSYNC
 
 log = logging.getLogger(__name__)
 
 MODEL_RATE = 16_000
 Source = Literal["model", "alignment"]
-
-
-def fit_frames(weights: Weights, count: int) -> Weights:
-    """Exactly `count` frames: the model rounds each utterance on its own, a reply's frames
-    follow the reply's running clock."""
-    if len(weights) == count:
-        return weights
-    if len(weights) == 0:
-        out = np.zeros((count, len(VISEMES)), dtype=np.float32)
-        out[:, INDEX["sil"]] = 1.0
-        return out
-    picks = np.minimum((np.arange(count) * len(weights) / count).astype(np.int64), len(weights) - 1)
-    fitted: Weights = weights[picks]
-    return fitted
 
 
 def alignment_weights(speech: Speech, fps: int, alphabet: str) -> Weights:

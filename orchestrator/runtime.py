@@ -14,24 +14,27 @@ from typing import Any
 
 from aiortc import RTCIceServer
 
-from orchestrator.animation import Animation
+from media.avatar.registry import AvatarRegistry
 from orchestrator.asr import SpeechGate, SpeechRecognizer
-from orchestrator.avatar.registry import AvatarRegistry
 from orchestrator.brain import EngineRegistry
 from orchestrator.brain.grounded import GroundedTutor
 from orchestrator.conversation import Conversation
 from orchestrator.knowledge.embedder import Embedder
 from orchestrator.knowledge.store import KnowledgeStore
 from orchestrator.lipsync import LipSync
+from orchestrator.metrics import ACTIVE_PEERS, LIVE_RENDER_SECONDS
+from orchestrator.replies import Replies
 from orchestrator.sessions import SessionRegistry
 from orchestrator.settings import Settings
 from orchestrator.tokens import TokenSigner, load_or_create_secret
 from orchestrator.triton_client import TritonClient, TritonError
 from orchestrator.tts import TextToSpeech
 from orchestrator.tutors import TutorCatalog
-from triton_ops.server import TritonLaunch, TritonSupervisor
+from orchestrator.video_reply import TalkingVideo
+from triton_ops.contracts import ASR, EMBED, EMBED_ZH, LIPSYNC
+from triton_ops.server import TritonDistribution, TritonLaunch, TritonSupervisor
 from webrtc.ice import restrict_host_addresses
-from webrtc.peers import PeerRegistry, PeerSettings
+from webrtc.peers import PeerObserver, PeerRegistry, PeerSettings
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +51,27 @@ def peer_settings(settings: Settings) -> PeerSettings:
     )
 
 
+def triton_supervisor(settings: Settings) -> TritonSupervisor | None:
+    """The embedded Triton, as the settings describe it (None when an external one serves)."""
+    if not settings.embedded_triton:
+        return None
+    return TritonSupervisor(
+        TritonLaunch(
+            model_repository=settings.model_repository,
+            workdir=settings.data_dir / "triton",
+            grpc_port=settings.triton_grpc_port,
+            http_port=settings.triton_http_port,
+            metrics_port=settings.triton_metrics_port,
+            model_config_name=settings.triton_model_config_name,
+        ),
+        startup_timeout_s=settings.triton_startup_timeout_s,
+        backoff_s=settings.triton_restart_backoff_s,
+        dist=TritonDistribution.from_binary(settings.triton_binary)
+        if settings.triton_binary
+        else None,
+    )
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -57,10 +81,8 @@ class Runtime:
     engines: EngineRegistry
     triton: TritonClient
     supervisor: TritonSupervisor | None
-    conversation: Conversation
-    asr: SpeechRecognizer
+    replies: Replies
     avatars: AvatarRegistry
-    animation: Animation
     peers: PeerRegistry
     knowledge: KnowledgeStore
     connections: int = 0
@@ -78,25 +100,29 @@ class Runtime:
         )
         grounded = GroundedTutor(
             knowledge,
-            {"embed": settings.knowledge_min_score_en, "embed_zh": settings.knowledge_min_score_zh},
+            {
+                EMBED.name: settings.knowledge_min_score_en,
+                EMBED_ZH.name: settings.knowledge_min_score_zh,
+            },
         )
         engines = EngineRegistry(tutors, environ, grounded)
-        supervisor = None
-        if settings.embedded_triton:
-            supervisor = TritonSupervisor(
-                TritonLaunch(
-                    model_repository=settings.model_repository,
-                    workdir=settings.data_dir / "triton",
-                    grpc_port=settings.triton_grpc_port,
-                    http_port=settings.triton_http_port,
-                    metrics_port=settings.triton_metrics_port,
-                    model_config_name=settings.triton_model_config_name,
-                ),
-                startup_timeout_s=settings.triton_startup_timeout_s,
-                backoff_s=settings.triton_restart_backoff_s,
-            )
+        supervisor = triton_supervisor(settings)
+        if supervisor is not None:
             supervisor.start()
         sessions = SessionRegistry(settings.session_ttl_s, settings.history_max_turns)
+        lipsync = LipSync(triton, settings.video_fps, settings.lipsync_source)
+        replies = Replies(
+            settings,
+            Conversation(tutors, engines, TextToSpeech(triton), knowledge, settings.retrieval_k),
+            SpeechRecognizer(
+                triton,
+                SpeechGate(
+                    settings.silence_dbfs, settings.no_speech_prob, settings.no_speech_logprob
+                ),
+            ),
+            lipsync,
+            TalkingVideo(lipsync, settings.video_fps, settings.video_size, settings.video_crf),
+        )
         runtime = cls(
             settings=settings,
             tokens=TokenSigner(
@@ -107,24 +133,12 @@ class Runtime:
             engines=engines,
             triton=triton,
             supervisor=supervisor,
-            conversation=Conversation(
-                tutors, engines, TextToSpeech(triton), knowledge, settings.retrieval_k
-            ),
+            replies=replies,
             knowledge=knowledge,
-            asr=SpeechRecognizer(
-                triton,
-                SpeechGate(
-                    settings.silence_dbfs, settings.no_speech_prob, settings.no_speech_logprob
-                ),
-            ),
             avatars=AvatarRegistry.load([settings.avatars_dir]),
-            animation=Animation(
-                LipSync(triton, settings.video_fps, settings.lipsync_source),
-                settings.video_fps,
-                settings.video_size,
-                settings.video_crf,
+            peers=PeerRegistry(
+                peer_settings(settings), PeerObserver(ACTIVE_PEERS.set, LIVE_RENDER_SECONDS.observe)
             ),
-            peers=PeerRegistry(peer_settings(settings)),
         )
         if settings.webrtc_host_addresses is not None:
             restrict_host_addresses(settings.webrtc_host_addresses)
@@ -156,7 +170,7 @@ class Runtime:
     def served_models(self) -> list[str]:
         """The Triton models this engine needs: speech recognition and its tutors' voices."""
         voices = {voice.model for voice in self.tutors.voices.values()}
-        return sorted({"asr", "lipsync", "embed", "embed_zh"} | voices)
+        return sorted({ASR.name, LIPSYNC.name, EMBED.name, EMBED_ZH.name} | voices)
 
     async def health(self) -> dict[str, Any]:
         state = await self.triton.health(self.served_models, self.settings.health_probe_timeout_s)

@@ -60,14 +60,9 @@ class SessionRegistry:
         self._history_len = history_max_turns * 2
         self._max_sessions = max_sessions
         self._clock = clock
-        self._removal_listeners: list[Callable[[Session], None]] = []
 
     def __len__(self) -> int:
         return len(self._sessions)
-
-    def on_removed(self, listener: Callable[[Session], None]) -> None:
-        """Calls `listener(session)` whenever a session is deleted or expires."""
-        self._removal_listeners.append(listener)
 
     def create(self, tutor_id: int, student_id: int | str, kb_id: str | None) -> Session:
         self.expire_idle()
@@ -125,5 +120,3 @@ class SessionRegistry:
         session.status = reason
         ACTIVE_SESSIONS.set(len(self._sessions))
         log.info("session removed", extra={"session_id": session.id, "reason": reason})
-        for listener in self._removal_listeners:
-            listener(session)

@@ -102,7 +102,9 @@ class Settings(BaseSettings):
         description="host:port of a running Triton's gRPC endpoint; unset starts the embedded one.",
     )
     triton_binary: Path | None = Field(
-        default=None, description="tritonserver to run; default: the one in nvidia-pytriton."
+        default=None,
+        description="The embedded Triton's tritonserver binary (a system install with its own "
+        "backends); default: the one in nvidia-pytriton.",
     )
     model_repository: Path = PROJECT_ROOT / "model_repository"
     triton_model_config_name: str | None = Field(
@@ -115,11 +117,6 @@ class Settings(BaseSettings):
     triton_request_timeout_s: float = Field(default=30.0, gt=0)
     triton_restart_backoff_s: float = Field(default=1.0, gt=0)
     health_probe_timeout_s: float = Field(default=2.0, gt=0)
-
-    # Speech
-    tts_sample_rate_hz: int = Field(
-        default=22050, description="Fallback only; the rate is read from the model's config."
-    )
 
     # Knowledge bases
     knowledge_seed_dir: Path | None = Field(

@@ -6,9 +6,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from orchestrator.avatar import draw
-from tests.support.processes import EngineProcess, TritonProcess
+from benchmarks.harness.processes import EngineProcess, TritonProcess
+from media.avatar import draw
 from triton_ops import build_models
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that needs the model files serves them: `make check` leaves it out."""
+    for item in items:
+        if "model_files" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.serving)
 
 
 @pytest.fixture(scope="session")

@@ -90,7 +90,7 @@ def tts_contract(model_name: str) -> ModelContract:
 TTS_ZH = tts_contract("tts_zh")  # Mandarin
 
 # Lip-sync: one utterance of 16 kHz mono float PCM in; per video frame (the "fps" parameter,
-# 25) the weight of each of the 15 visemes (orchestrator/avatar/visemes.py order) out.
+# 25) the weight of each of the 15 visemes (media/avatar/visemes.py order) out.
 LIPSYNC = ModelContract(
     name="lipsync",
     inputs=(TensorSpec("AUDIO", "FP32", (-1,)),),

@@ -7,13 +7,13 @@ import contextlib
 import ipaddress
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.sdp import candidate_from_sdp
 
-from orchestrator.avatar.registry import Avatar
-from orchestrator.metrics import ACTIVE_PEERS
+from media.avatar.registry import Avatar
 from webrtc.ice import acceptable, filter_sdp
 from webrtc.stream import AvatarStream
 from webrtc.tracks import AvatarVideoTrack, SpeechAudioTrack
@@ -43,6 +43,24 @@ class Peer:
     def touch(self) -> None:
         self.last_activity = time.monotonic()
 
+    def interrupt(self) -> None:
+        """Barge-in: the reply being spoken stops and the avatar falls silent within a frame."""
+        if self.reply is not None:
+            self.reply.cancel()
+        self.stream.interrupt()
+
+
+def _ignore(_: float) -> None:
+    pass
+
+
+@dataclass(frozen=True)
+class PeerObserver:
+    """What the app learns of its live streams (its metrics): webrtc/ imports no app code."""
+
+    peers_changed: Callable[[int], None] = _ignore  # how many peers are open now
+    frame_rendered: Callable[[float], None] = _ignore  # seconds one live frame took to render
+
 
 @dataclass
 class PeerSettings:
@@ -53,8 +71,9 @@ class PeerSettings:
 
 
 class PeerRegistry:
-    def __init__(self, settings: PeerSettings) -> None:
+    def __init__(self, settings: PeerSettings, observer: PeerObserver | None = None) -> None:
         self.settings = settings
+        self.observer = observer or PeerObserver()
         self._peers: dict[str, Peer] = {}
 
     def __len__(self) -> int:
@@ -67,10 +86,10 @@ class PeerRegistry:
         """A new peer for `key` from the browser's offer (replacing any old one): the answer."""
         await self.close(key)
         pc = RTCPeerConnection(RTCConfiguration(iceServers=self.settings.ice_servers))
-        stream = AvatarStream(avatar, self.settings.fps)
+        stream = AvatarStream(avatar, self.settings.fps, self.observer.frame_rendered)
         peer = Peer(key, pc, stream)
         self._peers[key] = peer
-        ACTIVE_PEERS.set(len(self._peers))
+        self.observer.peers_changed(len(self._peers))
 
         @pc.on("connectionstatechange")
         async def on_state() -> None:
@@ -120,12 +139,10 @@ class PeerRegistry:
 
     async def close(self, key: str) -> None:
         peer = self._peers.pop(key, None)
-        ACTIVE_PEERS.set(len(self._peers))
+        self.observer.peers_changed(len(self._peers))
         if peer is None:
             return
-        if peer.reply is not None:
-            peer.reply.cancel()
-        peer.stream.interrupt()
+        peer.interrupt()
         await peer.pc.close()
         log.info("peer closed", extra={"peer": key})
 

@@ -12,20 +12,19 @@ import asyncio
 import os
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
-from orchestrator.audio import resample
-from orchestrator.avatar.registry import Avatar
-from orchestrator.avatar.render import FaceAnimator, Frames, Weights, silence
-from orchestrator.lipsync import fit_frames
-from orchestrator.metrics import LIVE_RENDER_SECONDS
+from media.audio import PLAYBACK_RATE, resample, to_int16
+from media.avatar.animator import FaceAnimator, Frames
+from media.avatar.registry import Avatar
+from media.avatar.visemes import Weights, fit_frames, silence
 
-AUDIO_RATE = 48_000
-AUDIO_FRAME = 960  # 20 ms per audio packet
+AUDIO_FRAME = PLAYBACK_RATE // 50  # 20 ms per audio packet
 LEAD_S = 0.06  # how far ahead of the playhead a new utterance is placed
 RENDER_AHEAD = 2  # frames rendered per batch: the most an interruption can lag on video
 MAX_LATE_FRAMES = 3  # a video track this far behind the clock skips to catch up
@@ -40,7 +39,9 @@ class Utterance:
     start: int  # first sample, on a video frame boundary
     pcm: npt.NDArray[np.int16]
     weights: Weights  # one row per video frame it spans
-    played: asyncio.Event = field(default_factory=asyncio.Event)
+    played: asyncio.Event = field(default_factory=asyncio.Event)  # played out, or cut off
+    heard_at: float | None = None  # monotonic time its first packet left the audio track
+    on_heard: Callable[[float], None] | None = None  # told heard_at, once
 
     @property
     def end(self) -> int:
@@ -48,17 +49,23 @@ class Utterance:
 
 
 class AvatarStream:
-    def __init__(self, avatar: Avatar, fps: int = 25) -> None:
-        if AUDIO_RATE % fps:
-            raise ValueError(f"{fps} fps does not divide {AUDIO_RATE} Hz audio")
+    def __init__(
+        self,
+        avatar: Avatar,
+        fps: int = 25,
+        on_render: Callable[[float], None] | None = None,
+    ) -> None:
+        """`on_render` hears the seconds each live frame took to render (the app's metrics)."""
+        if PLAYBACK_RATE % fps:
+            raise ValueError(f"{fps} fps does not divide {PLAYBACK_RATE} Hz audio")
         self.fps = fps
-        self.frame_samples = AUDIO_RATE // fps
+        self.frame_samples = PLAYBACK_RATE // fps
         self.avatar = avatar
         self._animator = FaceAnimator(avatar, fps)
         self._started: float | None = None
         self._queue: deque[Utterance] = deque()
         self._rendered: deque[tuple[int, Frames]] = deque()
-        self.first_speech_at: float | None = None  # monotonic time the last reply was first heard
+        self._on_render = on_render
 
     # --- the clock --------------------------------------------------------------------
 
@@ -71,10 +78,10 @@ class AvatarStream:
         """The sample playing now (0 before the tracks start)."""
         if self._started is None:
             return 0
-        return int((time.monotonic() - self._started) * AUDIO_RATE)
+        return int((time.monotonic() - self._started) * PLAYBACK_RATE)
 
     async def wait_for(self, sample: int) -> None:
-        delay = self._clock_start() + sample / AUDIO_RATE - time.monotonic()
+        delay = self._clock_start() + sample / PLAYBACK_RATE - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
 
@@ -85,16 +92,22 @@ class AvatarStream:
         head = self.playhead()
         return any(u.end > head for u in self._queue)
 
-    def say(self, pcm: npt.NDArray[np.float32], sample_rate: int, weights: Weights) -> Utterance:
-        """Queues speech (and its viseme weights per frame) after whatever is queued."""
-        samples = resample(pcm, sample_rate, AUDIO_RATE)
-        pcm16 = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
+    def say(
+        self,
+        pcm: npt.NDArray[np.float32],
+        sample_rate: int,
+        weights: Weights,
+        on_heard: Callable[[float], None] | None = None,
+    ) -> Utterance:
+        """Queues speech (and its viseme weights per frame) after whatever is queued;
+        `on_heard` learns the moment its first packet leaves the audio track."""
+        pcm16 = to_int16(resample(pcm, sample_rate, PLAYBACK_RATE))
         frames = max(1, -(-len(pcm16) // self.frame_samples))  # whole frames, rounded up
         pcm16 = np.pad(pcm16, (0, frames * self.frame_samples - len(pcm16)))
-        earliest = self.playhead() + int(LEAD_S * AUDIO_RATE)
+        earliest = self.playhead() + int(LEAD_S * PLAYBACK_RATE)
         earliest = -(-earliest // self.frame_samples) * self.frame_samples  # next frame boundary
         start = max(earliest, self._queue[-1].end if self._queue else 0)
-        utterance = Utterance(start, pcm16, fit_frames(weights, frames))
+        utterance = Utterance(start, pcm16, fit_frames(weights, frames), on_heard=on_heard)
         self._queue.append(utterance)
         return utterance
 
@@ -128,8 +141,10 @@ class AvatarStream:
                 out[lo - start : hi - start] = utterance.pcm[
                     lo - utterance.start : hi - utterance.start
                 ]
-                if self.first_speech_at is None and np.abs(out).max() > 300:
-                    self.first_speech_at = time.monotonic()
+                if utterance.heard_at is None:
+                    utterance.heard_at = time.monotonic()
+                    if utterance.on_heard is not None:
+                        utterance.on_heard(utterance.heard_at)
         self._forget(end)
         return out
 
@@ -143,7 +158,8 @@ class AvatarStream:
             frames = await asyncio.get_running_loop().run_in_executor(
                 RENDERERS, self._animator.speak, weights
             )
-            LIVE_RENDER_SECONDS.observe((time.perf_counter() - started) / RENDER_AHEAD)
+            if self._on_render is not None:
+                self._on_render((time.perf_counter() - started) / RENDER_AHEAD)
             self._rendered.extend((index + k, frames[k]) for k in range(RENDER_AHEAD))
         return self._rendered.popleft()[1]
 
@@ -163,6 +179,3 @@ class AvatarStream:
         """Utterances fully played by now are done."""
         while self._queue and self._queue[0].end <= sample - self.frame_samples * MAX_LATE_FRAMES:
             self._queue.popleft().played.set()
-
-    def reset_reply(self) -> None:
-        self.first_speech_at = None

@@ -9,8 +9,9 @@ import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av.video.reformatter import VideoReformatter
 
-from orchestrator.avatar.render import Frames
-from webrtc.stream import AUDIO_FRAME, AUDIO_RATE, MAX_LATE_FRAMES, RENDERERS, AvatarStream
+from media.audio import PLAYBACK_RATE
+from media.avatar.animator import Frames
+from webrtc.stream import AUDIO_FRAME, MAX_LATE_FRAMES, RENDERERS, AvatarStream
 
 VIDEO_CLOCK = 90_000
 
@@ -62,7 +63,7 @@ class SpeechAudioTrack(MediaStreamTrack):
         await self._stream.wait_for(index * AUDIO_FRAME)
         samples = self._stream.audio(index)
         frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate = AUDIO_RATE
+        frame.sample_rate = PLAYBACK_RATE
         frame.pts = index * AUDIO_FRAME
-        frame.time_base = Fraction(1, AUDIO_RATE)
+        frame.time_base = Fraction(1, PLAYBACK_RATE)
         return frame

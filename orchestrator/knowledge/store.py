@@ -27,11 +27,12 @@ import numpy as np
 from orchestrator.knowledge.chunks import Chunk, chunk_document
 from orchestrator.knowledge.embedder import Embedder
 from orchestrator.knowledge.index import VectorIndex, Vectors, make_index
+from triton_ops.contracts import EMBED, EMBED_ZH
 
 log = logging.getLogger(__name__)
 
 Language = Literal["en", "zh"]
-MODELS: dict[str, str] = {"en": "embed", "zh": "embed_zh"}
+MODELS: dict[str, str] = {"en": EMBED.name, "zh": EMBED_ZH.name}
 _KB_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 
 

@@ -9,10 +9,10 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.support.client import ask, receive, send
-from tests.support.processes import EngineProcess
-from tests.support.scoring import wer
-from tests.support.speech import (
+from benchmarks.harness.client import ask, receive, send
+from benchmarks.harness.processes import EngineProcess
+from benchmarks.harness.scoring import wer
+from benchmarks.harness.speech import (
     CONTAINERS,
     encode,
     espeak_speech,
@@ -20,6 +20,7 @@ from tests.support.speech import (
     silence,
     with_noise,
 )
+from media.audio import to_int16
 
 pytestmark = pytest.mark.serving
 
@@ -49,7 +50,7 @@ async def test_raw_pcm_with_its_sample_rate(engine: EngineProcess) -> None:
     pcm, rate = piper_speech(QUESTION)
     session = engine.create_session(student_id=301)
     async with connect(engine.ws_url(session["session_id"], session["engine_token"])) as ws:
-        raw = (pcm * 32767).astype("<i2").tobytes()
+        raw = to_int16(pcm).astype("<i2").tobytes()
         heard = await ask(ws, type="audio", data=b64(raw), format="pcm_s16le", sample_rate=rate)
         await receive(ws)
     assert heard["type"] == "transcription" and wer(QUESTION, heard["content"]) <= 0.2

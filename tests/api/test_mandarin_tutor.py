@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from websockets.asyncio.client import connect
 
+from benchmarks.harness.client import ask, receive, wav_info
+from benchmarks.harness.processes import EngineProcess, TritonProcess
+from benchmarks.harness.scoring import char_errors, traditional_characters
+from benchmarks.harness.speech import encode
 from orchestrator.triton_client import TritonClient
-from tests.support.client import ask, receive, wav_info
-from tests.support.processes import EngineProcess, TritonProcess
-from tests.support.scoring import char_errors, traditional_characters
-from tests.support.speech import encode
 from triton_ops.contracts import TTS_ZH
 
 pytestmark = pytest.mark.serving

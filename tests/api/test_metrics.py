@@ -7,10 +7,10 @@ import base64
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.support.client import ask, receive
+from benchmarks.harness.client import ask, receive
+from benchmarks.harness.processes import EngineProcess, TritonProcess
+from benchmarks.harness.speech import encode, piper_speech
 from tests.support.metrics import Samples, scrape
-from tests.support.processes import EngineProcess, TritonProcess
-from tests.support.speech import encode, piper_speech
 
 pytestmark = pytest.mark.serving
 

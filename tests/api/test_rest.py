@@ -9,8 +9,8 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.support.client import ask
-from tests.support.processes import EngineProcess, TritonProcess
+from benchmarks.harness.client import ask
+from benchmarks.harness.processes import EngineProcess, TritonProcess
 
 pytestmark = pytest.mark.serving
 

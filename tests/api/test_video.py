@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from websockets.asyncio.client import connect
 
-from orchestrator.avatar.registry import load_avatar
+from benchmarks.harness.client import ask
+from benchmarks.harness.processes import EngineProcess
+from media.avatar.registry import load_avatar
 from tests.support.browser import chromium
-from tests.support.client import ask
-from tests.support.processes import EngineProcess
 
 pytestmark = pytest.mark.serving
 
@@ -139,8 +139,8 @@ async def test_concurrent_video_replies_do_not_mix(engine: EngineProcess) -> Non
 async def test_audio_with_an_avatar_gets_a_transcription_then_a_video(
     engine: EngineProcess,
 ) -> None:
-    from tests.support.client import receive
-    from tests.support.speech import encode, piper_speech
+    from benchmarks.harness.client import receive
+    from benchmarks.harness.speech import encode, piper_speech
 
     session = engine.create_session(student_id=604)
     clip = base64.b64encode(encode(piper_speech("Can you show me?"), "webm")).decode()

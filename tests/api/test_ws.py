@@ -13,9 +13,9 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
+from benchmarks.harness.client import ask, receive, send, wav_info
+from benchmarks.harness.processes import EngineProcess
 from orchestrator.tokens import TokenSigner
-from tests.support.client import ask, receive, send, wav_info
-from tests.support.processes import EngineProcess
 
 pytestmark = pytest.mark.serving
 

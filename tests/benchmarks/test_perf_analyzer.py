@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks.harness.processes import TritonProcess
 from benchmarks.perf_analyzer import make_inputs
 from orchestrator.triton_client import TritonClient
-from tests.support.processes import TritonProcess
 from triton_ops.contracts import CONTRACTS
 
 pytestmark = pytest.mark.serving

@@ -12,6 +12,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -211,6 +212,13 @@ def test_the_dockerfile_builds_with_make_and_runs_what_make_run_runs(
             words = shlex.split(run)
             assert words[0] == "make", f"{stage}: RUN {run} is not a make target"
             assert {w for w in words[1:] if "=" not in w} <= targets
+    # every package the project installs is in the image; no test code is
+    copied = {
+        rest.split()[0] for keyword, rest in stages["base"] + stages["builder"] if keyword == "COPY"
+    }
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert {name.rstrip("*") for name in packages["packages"]["find"]["include"]} <= copied
+    assert not any(path.startswith("tests") for path in copied)
     (runtime_cmd,) = [rest for keyword, rest in stages["runtime"] if keyword == "CMD"]
     assert ast.literal_eval(runtime_cmd) == make_run_command()
     (builder_cmd,) = [rest for keyword, rest in stages["builder"] if keyword == "CMD"]

@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 
+from media.speech import Speech
 from orchestrator.brain import AIEngine, AIEngineError, ReplyRequest
 from orchestrator.conversation import Conversation
 from orchestrator.sessions import SessionRegistry
 from orchestrator.settings import Settings
-from orchestrator.tts import Speech
 from orchestrator.tutors import TutorCatalog, Voice
 
 

@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from benchmarks.harness.fake_llm import FakeLLM
+from benchmarks.harness.processes import free_port
 from orchestrator.brain import (
     AIEngine,
     AIEngineError,
@@ -17,8 +19,6 @@ from orchestrator.brain import (
 )
 from orchestrator.brain.openai_chat import OpenAIChatEngine
 from orchestrator.tutors import LLMEndpoint, TutorProfile
-from tests.support.fake_llm import FakeLLM
-from tests.support.ports import free_port
 
 TUTOR = TutorProfile(id=1, name="Ms. Rivera", persona="Kind science tutor.", voice="joe")
 

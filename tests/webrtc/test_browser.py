@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from playwright.async_api import async_playwright
 
+from benchmarks.harness.processes import EngineProcess
+from benchmarks.harness.speech import piper_speech, silence
+from media.audio import resample, to_int16
 from tests.support.browser import FLAGS, chromium_path
-from tests.support.processes import EngineProcess
-from tests.support.speech import piper_speech, resample, silence
 
 pytestmark = pytest.mark.serving
 
@@ -53,13 +54,13 @@ MOUTH = """() => {
 
 def fake_microphone(path: Path) -> Path:
     """What Chromium's fake capture device plays: a question, then quiet."""
-    speech = resample(piper_speech("What is the biggest planet?"), 48000)
+    speech = resample(*piper_speech("What is the biggest planet?"), 48000)
     pcm = np.concatenate([silence(0.3, 48000)[0], speech, silence(4.0, 48000)[0]])
     with wave.open(str(path), "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
         out.setframerate(48000)
-        out.writeframes((pcm * 32767).astype(np.int16).tobytes())
+        out.writeframes(to_int16(pcm).tobytes())
     return path
 
 

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.support.processes import EngineProcess, TritonProcess
-from tests.support.webrtc_client import LiveClient
+from benchmarks.harness.processes import EngineProcess, TritonProcess
+from benchmarks.harness.webrtc_client import LiveClient
 
 pytestmark = pytest.mark.serving
 

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from orchestrator.avatar.registry import load_avatar
-from tests.support.client import ask, receive, send
+from benchmarks.harness.client import ask, receive, send
+from benchmarks.harness.processes import EngineProcess
+from benchmarks.harness.speech import encode, piper_speech
+from benchmarks.harness.webrtc_client import LiveClient, Received
+from media.avatar.registry import load_avatar
 from tests.support.metrics import grew, scrape
-from tests.support.processes import EngineProcess
-from tests.support.speech import encode, piper_speech
-from tests.support.webrtc_client import LiveClient, Received
 from tests.webrtc.conftest import AVATARS
 
 pytestmark = pytest.mark.serving

@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from orchestrator.avatar import draw
-from orchestrator.avatar.registry import Avatar, load_avatar
-from orchestrator.avatar.visemes import INDEX
-from webrtc.stream import AUDIO_FRAME, AUDIO_RATE, AvatarStream
+from media.audio import PLAYBACK_RATE
+from media.avatar import draw
+from media.avatar.registry import Avatar, load_avatar
+from media.avatar.visemes import INDEX
+from webrtc.stream import AUDIO_FRAME, LEAD_S, AvatarStream
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +51,8 @@ async def test_every_frame_of_an_utterance_renders_whatever_its_length(
     """Speech that ends inside a video frame fills that frame: its last samples once lay past
     the last row of mouth shapes, and rendering them killed the video track (seen at 4 users)."""
     stream = AvatarStream(avatar)
-    pcm = tone(1.0, AUDIO_RATE)[: 10 * stream.frame_samples + extra_samples]
-    utterance = stream.say(pcm, AUDIO_RATE, open_mouth(11))
+    pcm = tone(1.0, PLAYBACK_RATE)[: 10 * stream.frame_samples + extra_samples]
+    utterance = stream.say(pcm, PLAYBACK_RATE, open_mouth(11))
     assert utterance.end % stream.frame_samples == 0 and len(utterance.pcm) >= len(pcm)
     assert len(utterance.weights) * stream.frame_samples == len(utterance.pcm)
     first = utterance.start // stream.frame_samples
@@ -86,4 +87,16 @@ async def test_an_interruption_silences_audio_and_video_at_once(avatar: Avatar) 
     assert np.abs(stream.audio(packet)).max() == 0
     frame = now // stream.frame_samples + 1
     assert np.array_equal(stream._weights(frame), np.eye(15, dtype=np.float32)[[0]])
-    assert AUDIO_RATE // stream.fps == stream.frame_samples
+    # the next reply is not queued behind the speech that was cut off
+    following = stream.say(tone(0.5), 22050, open_mouth(13))
+    assert following.start < utterance.end
+    assert following.start - stream.playhead() <= LEAD_S * PLAYBACK_RATE + stream.frame_samples
+
+
+def test_an_utterance_knows_when_its_first_packet_left(avatar: Avatar) -> None:
+    stream = AvatarStream(avatar)
+    utterance = stream.say(tone(1.0), 22050, open_mouth(25))
+    stream.audio(utterance.start // AUDIO_FRAME - 1)
+    assert utterance.heard_at is None  # the packet before it holds none of its samples
+    stream.audio(utterance.start // AUDIO_FRAME)
+    assert utterance.heard_at is not None

@@ -28,7 +28,8 @@ import numpy.typing as npt
 import torch
 from torch import Tensor, nn
 
-from orchestrator.avatar.visemes import INDEX, OPENNESS, VISEMES, resolve
+from media.audio import resample as media_resample
+from media.avatar.visemes import INDEX, OPENNESS, VISEMES, resolve
 from triton_ops.lipsync.corpus import sentences, sentences_zh
 from triton_ops.lipsync.espeak import Espeak
 
@@ -51,9 +52,9 @@ class Utterance:
     labels: npt.NDArray[np.int64]  # viseme index per 10 ms frame
 
 
-def resample(audio: Array, source: int, target: int = 16000) -> npt.NDArray[np.float32]:
-    positions = np.arange(int(len(audio) * target / source)) * source / target
-    return np.interp(positions, np.arange(len(audio)), audio).astype(np.float32)
+def resample(audio: Array, source: int, target: int = feats.SAMPLE_RATE) -> npt.NDArray[np.float32]:
+    """The engine's own resampler (FFmpeg's), so training hears what serving sends."""
+    return media_resample(np.asarray(audio, dtype=np.float32), source, target)
 
 
 def frame_labels(visemes: list[str], seconds: Array, frames: int) -> npt.NDArray[np.int64]:

@@ -9,22 +9,22 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import triton_python_backend_utils as pb_utils
+import numpy.typing as npt
 
 sys.dont_write_bytecode = True  # a __pycache__ folder in the repository is a model to Triton
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # graph_runners
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import whisper_runtime as whisper
-from graph_runners import runner_from_config
+from graph_runners import Array, ModelIO, runner_from_config
 
 
 class TritonPythonModel:
     def initialize(self, args: dict[str, str]) -> None:
-        config = json.loads(args["model_config"])
-        params = {key: value["string_value"] for key, value in config["parameters"].items()}
-        folder = Path(args["model_repository"]) / args["model_version"]
+        self.io = ModelIO(args)
+        params, folder = self.io.params, self.io.folder
         dims = json.loads((folder / "whisper_config.json").read_text(encoding="utf-8"))
         self.vocab = whisper.Vocabulary(folder)
         self.runner = whisper.WhisperRunner(
@@ -39,35 +39,30 @@ class TritonPythonModel:
         self.max_samples = int(float(params["max_seconds"]) * whisper.SAMPLE_RATE)
         self.auto_languages = [x for x in params.get("auto_languages", "").split(",") if x] or None
 
-    def execute(self, requests: list) -> list:
-        accepted: list[tuple[int, np.ndarray, str | None]] = []
+    def execute(self, requests: list[Any]) -> list[Any]:
+        accepted: list[tuple[int, npt.NDArray[np.float32], str | None]] = []
         errors: dict[int, str] = {}
         for index, request in enumerate(requests):
             try:
                 accepted.append((index, *self._read(request)))
             except ValueError as error:
                 errors[index] = str(error)
-        transcripts = {}
+        outputs: dict[int, dict[str, Array]] = {}
         if accepted:
             results = self.runner.transcribe(
                 [audio for _, audio, _ in accepted],
                 [language for _, _, language in accepted],
                 self.auto_languages,
             )
-            transcripts = {
-                index: result for (index, _, _), result in zip(accepted, results, strict=True)
+            outputs = {
+                index: self._outputs(result)
+                for (index, _, _), result in zip(accepted, results, strict=True)
             }
-        return [
-            self._response(transcripts[i])
-            if i in transcripts
-            else pb_utils.InferenceResponse(error=pb_utils.TritonError(errors[i]))
-            for i in range(len(requests))
-        ]
+        return self.io.responses(len(requests), outputs, errors)
 
-    def _read(self, request) -> tuple[np.ndarray, str | None]:
-        audio = pb_utils.get_input_tensor_by_name(request, "AUDIO").as_numpy().reshape(-1)
-        raw = pb_utils.get_input_tensor_by_name(request, "LANGUAGE").as_numpy().reshape(-1)[0]
-        language = (raw.decode() if isinstance(raw, bytes) else str(raw)).strip().lower() or None
+    def _read(self, request: Any) -> tuple[npt.NDArray[np.float32], str | None]:
+        audio = self.io.array(request, "AUDIO")
+        language = self.io.text(request, "LANGUAGE").lower() or None
         if audio.size < whisper.SAMPLE_RATE // 10:
             raise ValueError(f"AUDIO has {audio.size} samples; at least 0.1 s (1600) is needed")
         if audio.size > self.max_samples:
@@ -81,13 +76,11 @@ class TritonPythonModel:
             raise ValueError(f"LANGUAGE {language!r} is not one Whisper knows")
         return audio.astype(np.float32), language
 
-    def _response(self, transcript: whisper.Transcript):
-        values = {
-            "TEXT": np.array([[transcript.text.encode("utf-8")]], dtype=np.object_),
-            "DETECTED_LANGUAGE": np.array([[transcript.language.encode()]], dtype=np.object_),
-            "NO_SPEECH_PROB": np.array([[transcript.no_speech_prob]], dtype=np.float32),
-            "AVG_LOGPROB": np.array([[transcript.avg_logprob]], dtype=np.float32),
+    @staticmethod
+    def _outputs(transcript: whisper.Transcript) -> dict[str, Array]:
+        return {
+            "TEXT": np.array([[transcript.text.encode("utf-8")]]),
+            "DETECTED_LANGUAGE": np.array([[transcript.language.encode()]]),
+            "NO_SPEECH_PROB": np.array([[transcript.no_speech_prob]]),
+            "AVG_LOGPROB": np.array([[transcript.avg_logprob]]),
         }
-        return pb_utils.InferenceResponse(
-            [pb_utils.Tensor(name, value) for name, value in values.items()]
-        )

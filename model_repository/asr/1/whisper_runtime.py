@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from graph_runners import Runner
 
 SAMPLE_RATE = 16_000
@@ -28,25 +29,24 @@ FIRST_TIMESTAMP = 50364  # ids from here on are <|0.00|>… timestamps
 # --- features ------------------------------------------------------------------------------
 
 
-def _hz_to_mel(freq: np.ndarray) -> np.ndarray:
+def _hz_to_mel(freq: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """Slaney's mel scale: linear below 1 kHz, logarithmic above."""
-    freq = np.asarray(freq, dtype=np.float64)
-    mels = 3.0 * freq / 200.0
-    log_region = freq >= 1000.0
-    return np.where(
-        log_region, 15.0 + np.log(np.maximum(freq, 1e-10) / 1000.0) / (np.log(6.4) / 27.0), mels
-    )
+    hz = np.asarray(freq, dtype=np.float64)
+    mels = 3.0 * hz / 200.0
+    log_region = hz >= 1000.0
+    logarithmic = 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / (np.log(6.4) / 27.0)
+    return np.where(log_region, logarithmic, mels)
 
 
-def _mel_to_hz(mels: np.ndarray) -> np.ndarray:
-    mels = np.asarray(mels, dtype=np.float64)
-    freq = 200.0 * mels / 3.0
-    return np.where(mels >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (mels - 15.0)), freq)
+def _mel_to_hz(mels: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    mel = np.asarray(mels, dtype=np.float64)
+    freq = 200.0 * mel / 3.0
+    return np.where(mel >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (mel - 15.0)), freq)
 
 
 def mel_filters(
     n_mels: int = N_MELS, n_fft: int = N_FFT, sample_rate: int = SAMPLE_RATE
-) -> np.ndarray:
+) -> npt.NDArray[np.float32]:
     """Triangular, area-normalised (Slaney) mel filterbank [n_mels, n_fft/2 + 1]."""
     fft_freqs = np.linspace(0, sample_rate / 2, n_fft // 2 + 1)
     mel_points = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(sample_rate / 2), n_mels + 2))
@@ -56,7 +56,8 @@ def mel_filters(
     upper = ramps[2:] / widths[1:, None]
     weights = np.maximum(0, np.minimum(lower, upper))
     weights *= (2.0 / (mel_points[2 : n_mels + 2] - mel_points[:n_mels]))[:, None]
-    return weights.astype(np.float32)
+    filters: npt.NDArray[np.float32] = weights.astype(np.float32)
+    return filters
 
 
 _FILTERS = mel_filters()
@@ -65,7 +66,7 @@ _WINDOW = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)).astype(
 )  # periodic Hann
 
 
-def log_mel(audio: np.ndarray) -> np.ndarray:
+def log_mel(audio: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
     """16 kHz mono float audio (≤ 30 s) → Whisper's normalised log-mel window [80, 3000]."""
     audio = np.asarray(audio, dtype=np.float32)[:WINDOW_SAMPLES]
     padded = np.pad(audio, (0, WINDOW_SAMPLES - len(audio)))
@@ -77,7 +78,8 @@ def log_mel(audio: np.ndarray) -> np.ndarray:
     mel = _FILTERS @ power.T.astype(np.float32)
     logs = np.log10(np.maximum(mel, 1e-10))
     logs = np.maximum(logs, logs.max() - 8.0)
-    return ((logs + 4.0) / 4.0).astype(np.float32)
+    normalised: npt.NDArray[np.float32] = ((logs + 4.0) / 4.0).astype(np.float32)
+    return normalised
 
 
 # --- decoding ------------------------------------------------------------------------------
@@ -112,7 +114,7 @@ class Vocabulary:
         self.transcribe = special["<|transcribe|>"]
         self.no_timestamps = special["<|notimestamps|>"]
         self.no_speech = special.get("<|nospeech|>", special.get("<|nocaptions|>"))
-        self.languages = {
+        self.languages: dict[str, int] = {
             content[2:-2]: token
             for content, token in special.items()
             if token in set(config["lang_ids"])
@@ -159,9 +161,10 @@ def loop_start(tokens: Sequence[int], min_span: int = 12, max_block: int = 8) ->
     return None
 
 
-def _log_softmax(logits: np.ndarray) -> np.ndarray:
+def _log_softmax(logits: npt.NDArray[Any]) -> npt.NDArray[Any]:
     shifted = logits - logits.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    result: npt.NDArray[Any] = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    return result
 
 
 class WhisperRunner:
@@ -188,7 +191,7 @@ class WhisperRunner:
 
     def transcribe(
         self,
-        audios: Sequence[np.ndarray],
+        audios: Sequence[npt.NDArray[Any]],
         languages: Sequence[str | None],
         allowed_languages: Sequence[str] | None = None,
         max_tokens: Callable[[float], int] = lambda seconds: min(224, int(16 + 10 * seconds)),
@@ -210,21 +213,21 @@ class WhisperRunner:
                 )
         return [r for r in results if r is not None]
 
-    def _encode(self, mels: np.ndarray) -> np.ndarray:
+    def _encode(self, mels: npt.NDArray[Any]) -> npt.NDArray[Any]:
         """Encoder runs of at most `max_encoder_batch` windows: on CPU, attention over 1500
         frames costs more than linearly in the batch, on GPU a large batch is the point."""
         step = self.max_encoder_batch
         chunks = [self.encoder({"mel": mels[i : i + step]})[0] for i in range(0, len(mels), step)]
         return chunks[0] if len(chunks) == 1 else np.concatenate(chunks, axis=2)
 
-    def _empty_cache(self, batch: int) -> np.ndarray:
+    def _empty_cache(self, batch: int) -> npt.NDArray[Any]:
         shape = list(self.cache_shape)
         shape[2] = batch
         return np.zeros(shape, dtype=np.float32)
 
     def _detect(
         self, cross: Any, batch: int, allowed: Sequence[str] | None
-    ) -> tuple[list[str], np.ndarray]:
+    ) -> tuple[list[str], npt.NDArray[Any]]:
         """One step from <|startoftranscript|>: the likeliest language and P(no speech)."""
         tokens = np.full((batch, 1), self.vocab.sot, dtype=np.int64)
         logits, _ = self.decoder(

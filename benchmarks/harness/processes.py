@@ -1,0 +1,176 @@
+"""Real processes on free ports: Triton (`python -m triton_ops.server`) and the engine."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait_http(url: str, process: subprocess.Popen[bytes], log: Path, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args!r} exited {process.returncode}:\n{tail(log)}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} not ready after {timeout_s} s:\n{tail(log)}")
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _stop(process: subprocess.Popen[bytes], timeout_s: float = 30) -> int:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
+@dataclass
+class TritonProcess:
+    """A Triton server as an operator runs one beside the engine (ENGINE_TRITON_URL)."""
+
+    workdir: Path
+    model_repository: Path = ROOT / "model_repository"
+    grpc_port: int = field(default_factory=free_port)
+    http_port: int = field(default_factory=free_port)
+    metrics_port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def grpc_url(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def log(self) -> Path:
+        return self.workdir / "triton-process.log"
+
+    def start(self, timeout_s: float = 180) -> TritonProcess:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        command = [
+            sys.executable, "-m", "triton_ops.server",
+            "--model-repository", str(self.model_repository),
+            "--workdir", str(self.workdir),
+            "--grpc-port", str(self.grpc_port),
+            "--http-port", str(self.http_port),
+            "--metrics-port", str(self.metrics_port),
+        ]  # fmt: skip
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+        _wait_http(
+            f"http://127.0.0.1:{self.http_port}/v2/health/ready", self.process, self.log, timeout_s
+        )
+        return self
+
+    def stop(self) -> int:
+        return _stop(self.process) if self.process else 0
+
+
+@dataclass
+class EngineProcess:
+    """`python -m orchestrator`, exactly as `make run` starts it, on free ports."""
+
+    workdir: Path
+    env: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log(self) -> Path:
+        return self.workdir / "engine.log"
+
+    def start(self, timeout_s: float = 180, wait_healthy: bool = True) -> EngineProcess:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        env = {
+            **os.environ,
+            "ENGINE_PORT": str(self.port),
+            "ENGINE_HOST": "127.0.0.1",
+            "ENGINE_DATA_DIR": str(self.workdir / "data"),
+            "ENGINE_LOG_FORMAT": "json",
+            "ENGINE_TRITON_GRPC_PORT": str(free_port()),
+            "ENGINE_TRITON_HTTP_PORT": str(free_port()),
+            "ENGINE_TRITON_METRICS_PORT": str(free_port()),
+            # WebRTC on loopback only: host candidates on 127.0.0.1, remote ones accepted there
+            "ENGINE_WEBRTC_HOST_ADDRESSES": '["127.0.0.1"]',
+            "ENGINE_WEBRTC_ALLOWED_NETWORKS": '["127.0.0.0/8"]',
+            **self.env,
+        }
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "orchestrator"],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        path = "/health" if wait_healthy else "/health/live"
+        _wait_http(self.base_url + path, self.process, self.log, timeout_s)
+        return self
+
+    def stop(self) -> int:
+        return _stop(self.process) if self.process else 0
+
+    def stopped_cleanly(self) -> bool:
+        """Exited on its own or by SIGTERM (uvicorn re-raises it) after an orderly shutdown."""
+        code = self.process.returncode if self.process else None
+        return code in (0, -signal.SIGTERM) and '"msg": "engine stopped"' in self.log.read_text()
+
+    def health(self) -> httpx.Response:
+        return httpx.get(self.base_url + "/health", timeout=10)
+
+    def create_session(
+        self,
+        tutor_id: int = 1,
+        student_id: int | str = 123,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> dict[str, Any]:
+        response = httpx.post(
+            self.base_url + "/v1/sessions",
+            json={"tutor_id": tutor_id, "student_id": student_id, **extra},
+            headers=headers,
+            timeout=10,
+        )
+        response.raise_for_status()
+        session: dict[str, Any] = response.json()
+        return session
+
+    def ws_url(self, connection_id: str, token: str | None, proxied: bool = True) -> str:
+        prefix = "/ws/ws/" if proxied else "/ws/"
+        url = self.base_url.replace("http://", "ws://") + prefix + connection_id
+        return url + (f"?token={token}" if token is not None else "")

@@ -1,0 +1,103 @@
+"""A WebRTC client in Python (aiortc), as a browser would be: it offers to receive the avatar's
+audio and video, and records what arrives (when, which media time, how loud, the mouth)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from av import AudioFrame, VideoFrame
+from av.video.reformatter import VideoReformatter
+from websockets.asyncio.client import ClientConnection
+
+from benchmarks.harness.client import receive, send
+from webrtc.ice import restrict_host_addresses
+
+
+@dataclass
+class Received:
+    arrived: float  # monotonic
+    media_s: float  # pts in seconds
+    value: float  # audio: RMS; video: how much mouth shows
+    corner: tuple[float, float, float] | None = None  # video: the background's colour
+
+
+@dataclass
+class LiveClient:
+    mouth_box: tuple[slice, slice] = (slice(278, 346), slice(196, 316))
+    audio: list[Received] = field(default_factory=list)
+    video: list[Received] = field(default_factory=list)
+    pc: RTCPeerConnection | None = None
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def connect(self, ws: ClientConnection, user_id: int | str, **extra: object) -> float:
+        """Offers over the socket; returns when the answer is applied (seconds it took)."""
+        restrict_host_addresses(["127.0.0.1"])
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.pc.addTransceiver("audio", direction="recvonly")
+        self.pc.addTransceiver("video", direction="recvonly")
+        self.pc.on("track", self._on_track)
+        started = time.monotonic()
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        await send(
+            ws, type="webrtc_offer", sdp=self.pc.localDescription.sdp, user_id=user_id, **extra
+        )
+        answer = await receive(ws, timeout_s=30)
+        assert answer["type"] == "webrtc_answer", answer
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
+        return time.monotonic() - started
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        self._rgb = VideoReformatter()  # threads=1; PyAV's default spawns threads per frame
+        self._tasks.append(asyncio.create_task(self._consume(track)))
+
+    async def _consume(self, track: MediaStreamTrack) -> None:
+        with contextlib.suppress(MediaStreamError, asyncio.CancelledError):
+            while True:
+                frame = await track.recv()
+                now = time.monotonic()
+                assert isinstance(frame, AudioFrame | VideoFrame), frame
+                assert frame.pts is not None and frame.time_base is not None
+                media_s = float(frame.pts * frame.time_base)
+                if isinstance(frame, AudioFrame):
+                    samples = frame.to_ndarray().astype(np.float64) / 32768.0
+                    self.audio.append(Received(now, media_s, float(np.sqrt((samples**2).mean()))))
+                else:
+                    rgb24 = self._rgb.reformat(frame, format="rgb24", threads=1)
+                    rgb = np.asarray(rgb24.to_ndarray(), dtype=np.uint8)
+                    self.video.append(
+                        Received(now, media_s, mouth_area(rgb, self.mouth_box), corner(rgb))
+                    )
+
+    def first_video_after(self, moment: float) -> float | None:
+        return next((r.arrived for r in self.video if r.arrived >= moment), None)
+
+    def first_speech_after(self, moment: float, level: float = 0.01) -> float | None:
+        return next(
+            (r.arrived for r in self.audio if r.arrived >= moment and r.value > level), None
+        )
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        if self.pc is not None:
+            await self.pc.close()
+
+
+def mouth_area(rgb: npt.NDArray[np.uint8], box: tuple[slice, slice]) -> float:
+    """Pixels around the mouth that differ from the skin at the box's edges."""
+    region = rgb[box].astype(int)
+    edges = np.concatenate([region[:3].reshape(-1, 3), region[-3:].reshape(-1, 3)])
+    skin = np.median(edges, axis=0)
+    return float((np.abs(region - skin).sum(axis=2) > 60).sum())
+
+
+def corner(rgb: npt.NDArray[np.uint8]) -> tuple[float, float, float]:
+    mean = rgb[5:25, 5:25].reshape(-1, 3).mean(axis=0)
+    return (float(mean[0]), float(mean[1]), float(mean[2]))

@@ -1,0 +1,132 @@
+"""Viseme weights → video frames, for one avatar, on a clock that never restarts.
+
+A `FaceAnimator` is a streaming stage: each call renders the next frames (speaking or idle)
+and keeps the blink schedule, head motion and mouth smoothing continuous across calls, so a
+live stream can feed it sentence by sentence. Mouths are blended from the viseme sprites in
+one matrix product per chunk; everything else is numpy slicing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from media.avatar.registry import Avatar, Layer
+from media.avatar.visemes import VISEMES, Weights, openness, silence
+
+Frames = npt.NDArray[np.uint8]  # [T, H, W, 3]
+
+_BLINK = np.array([0.5, 1.0, 1.0, 0.6, 0.2], dtype=np.float32)  # eyelid closure, frame by frame
+SHARPNESS = 3.0
+_CHUNK = 32  # frames whose sprites are blended at once
+
+
+class FaceAnimator:
+    def __init__(self, avatar: Avatar, fps: int = 25, smoothing: float = 0.5) -> None:
+        self.avatar = avatar
+        self.fps = fps
+        self.smoothing = smoothing  # share of each mouth taken from its neighbours (coarticulation)
+        self.frame = 0  # index of the next frame on this animator's clock
+        self._last = silence(1)[0]
+        rng = np.random.default_rng(avatar.motion.seed)
+        self._phase = rng.uniform(0, 2 * np.pi, size=2)
+        low, high = avatar.motion.blink_interval_s
+        gaps = rng.uniform(low, high, size=4096) * fps
+        self._blinks = np.cumsum(gaps).astype(np.int64)  # blink start frames
+        self._mouths = avatar.mouths.reshape(len(VISEMES), -1)
+        self._stills: dict[tuple[int, int], Frames] = {}
+
+    def idle(self, count: int) -> Frames:
+        return self.speak(silence(count))
+
+    def speak(self, weights: Weights) -> Frames:
+        """The next len(weights) frames, the mouth following `weights` (one row a frame)."""
+        mouth = self._smooth(np.asarray(weights, dtype=np.float32))
+        frames = np.empty((len(mouth), self.avatar.height, self.avatar.width, 3), dtype=np.uint8)
+        for start in range(0, len(mouth), _CHUNK):
+            stop = min(start + _CHUNK, len(mouth))
+            frames[start:stop] = self._compose(
+                mouth[start:stop], self.frame + np.arange(start, stop)
+            )
+        self.frame += len(mouth)
+        return frames
+
+    def _smooth(self, weights: Weights) -> Weights:
+        """One mouth dominates each frame (a blend of many sprites would ghost), and each
+        blends with its neighbours on both sides (no lag), so shapes flow instead of popping;
+        the first frame blends with the last one of the previous call."""
+        if not len(weights):
+            return weights
+        sharp = weights**SHARPNESS
+        sharp /= np.maximum(sharp.sum(axis=1, keepdims=True), 1e-12)
+        side = self.smoothing / 2
+        before = np.concatenate([self._last[np.newaxis], sharp[:-1]])
+        after = np.concatenate([sharp[1:], sharp[-1:]])
+        self._last = sharp[-1]
+        smoothed: Weights = (1 - self.smoothing) * sharp + side * before + side * after
+        return smoothed
+
+    def _eyelids(self, frames: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+        start = np.searchsorted(self._blinks, frames, side="right") - 1
+        since = frames - np.where(start >= 0, self._blinks[np.maximum(start, 0)], -10_000)
+        closed = np.zeros(len(frames), dtype=np.float32)
+        inside = (since >= 0) & (since < len(_BLINK))
+        closed[inside] = _BLINK[since[inside]]
+        return closed
+
+    def _offsets(
+        self, frames: npt.NDArray[np.int64], open_: npt.NDArray[np.float32]
+    ) -> npt.NDArray[np.int64]:
+        motion = self.avatar.motion
+        t = frames / self.fps
+        dx = motion.sway_px * np.sin(2 * np.pi * t / 6.3 + self._phase[0])
+        dy = motion.bob_px * np.sin(2 * np.pi * t / 3.9 + self._phase[1]) + motion.nod_px * open_
+        offsets: npt.NDArray[np.int64] = np.round(np.stack([dx, dy], axis=1)).astype(np.int64)
+        return offsets
+
+    def _compose(self, mouth: Weights, frames: npt.NDArray[np.int64]) -> Frames:
+        """Each frame: the cached still for its head offset, then its eyes and mouth."""
+        avatar = self.avatar
+        lids = self._eyelids(frames)[:, None, None, None]
+        eyes = (1 - lids) * avatar.eyes_open + lids * avatar.eyes_closed
+        mouths = (mouth @ self._mouths).reshape(len(frames), *avatar.mouths.shape[1:])
+        out = np.empty((len(frames), avatar.height, avatar.width, 3), dtype=np.uint8)
+        for i, (dx, dy) in enumerate(self._offsets(frames, openness(mouth))):
+            out[i] = self._still(int(dx), int(dy))
+            for sprite, (x, y) in ((eyes[i], avatar.eyes_at), (mouths[i], avatar.mouth_at)):
+                _over_rgb(out[i], sprite, x + int(dx), y + int(dy))
+        return out
+
+    def _still(self, dx: int, dy: int) -> Frames:
+        """Background, head shifted by (dx, dy), front: everything but eyes and mouth."""
+        key = (dx, dy)
+        if key not in self._stills:
+            avatar = self.avatar
+            canvas = avatar.background[..., :3].copy()
+            _place(canvas, avatar.head, dx, dy)
+            if avatar.front is not None:
+                canvas = avatar.front[..., :3] + canvas * (1 - avatar.front[..., 3:4])
+            self._stills[key] = np.clip(canvas * 255 + 0.5, 0, 255).astype(np.uint8)
+        return self._stills[key]
+
+
+def _over_rgb(frame: Frames, sprite: npt.NDArray[np.float32], x: int, y: int) -> None:
+    """Premultiplied RGBA `sprite` over the uint8 RGB `frame` at (x, y), in place.
+
+    Valid because the head is opaque under the eyes and mouth and the front layer does not
+    reach them (the registry checks both), so painting them last equals painting them on
+    the head before it is placed.
+    """
+    h, w = sprite.shape[:2]
+    region = frame[y : y + h, x : x + w]
+    blended = region * (1 - sprite[..., 3:4]) + sprite[..., :3] * 255
+    region[...] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+
+
+def _place(canvas: npt.NDArray[np.float32], layer: Layer, dx: int, dy: int) -> None:
+    """Premultiplied RGBA `layer` over RGB `canvas`, shifted by (dx, dy), in place."""
+    height, width = canvas.shape[:2]
+    src = layer[max(0, -dy) : height - max(0, dy), max(0, -dx) : width - max(0, dx)]
+    dst = canvas[max(0, dy) : max(0, dy) + src.shape[0], max(0, dx) : max(0, dx) + src.shape[1]]
+    dst *= 1 - src[..., 3:4]
+    dst += src[..., :3]
