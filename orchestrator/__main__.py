@@ -13,6 +13,7 @@ import uvicorn
 from orchestrator.app import create_app
 from orchestrator.logs import configure_logging
 from orchestrator.settings import Settings
+from orchestrator.ws_protocol import WebSocketProtocol
 
 
 def main() -> None:
@@ -23,6 +24,7 @@ def main() -> None:
         host=settings.host,
         port=settings.port,
         log_config=None,
+        ws=WebSocketProtocol,
         ws_max_size=32 * 1024 * 1024,
         timeout_graceful_shutdown=10,
         loop="asyncio",

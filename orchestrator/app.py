@@ -12,7 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
-from orchestrator.api import avatars, demo, health, knowledge, sessions, tutors, ws
+from orchestrator.api import avatars, demo, errors, health, knowledge, sessions, tutors, ws
 from orchestrator.metrics import ASYNCIO_TASKS
 from orchestrator.runtime import Runtime
 from orchestrator.settings import Settings
@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_methods=["*"],
             allow_headers=["*"],
         )
+    errors.install(app)
     app.include_router(health.router)
     app.include_router(sessions.router)
     app.include_router(avatars.router)

@@ -17,11 +17,13 @@ from typing import TYPE_CHECKING, Literal
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from media.avatar.registry import Avatar
+from orchestrator.admission import Admission
 from orchestrator.brain import AIEngineError
 from orchestrator.messages import (
     AudioMessage,
     ClientMessage,
     ErrorMessage,
+    Interrupted,
     InterruptMessage,
     ProtocolError,
     ServerMessage,
@@ -34,10 +36,10 @@ from orchestrator.messages import (
 )
 from orchestrator.metrics import ERRORS
 from orchestrator.replies import Reply, check_text
-from orchestrator.sessions import Session
+from orchestrator.sessions import Session, SessionRegistry
 from orchestrator.tokens import InvalidToken, TokenSigner
 from orchestrator.triton_client import TritonError
-from webrtc.peers import Peer, SignalingError
+from webrtc.peers import Peer, SignalingError, cut_reason
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Coroutine
@@ -52,22 +54,53 @@ log = logging.getLogger(__name__)
 class Identity:
     mode: Literal["session", "user"]
     user_id: str
+    token_session_id: str  # the session the token was issued for
     session_id: str | None = None  # session-based sockets only
 
 
-def authenticate(connection_id: str, token: str | None, signer: TokenSigner) -> Identity:
+def authenticate(
+    connection_id: str, token: str | None, signer: TokenSigner, sessions: SessionRegistry
+) -> Identity:
     """Who the socket speaks for; raises InvalidToken before the socket is accepted."""
     claims = signer.verify(token)
+    if sessions.revoked(claims.session_id):
+        raise InvalidToken("the token's session was deleted")
     if connection_id.startswith("user_"):
         user_id = connection_id.removeprefix("user_")
         if not user_id:
             raise InvalidToken("user-based connection id needs a user id: user_<id>")
         if claims.student_id != user_id:
             raise InvalidToken("the token belongs to another user")
-        return Identity("user", user_id)
+        return Identity("user", user_id, claims.session_id)
     if claims.session_id != connection_id:
         raise InvalidToken("the token is for another session")
-    return Identity("session", claims.student_id, connection_id)
+    return Identity("session", claims.student_id, claims.session_id, connection_id)
+
+
+class OpenSockets:
+    """The open sockets by the session their token was issued for, so that deleting a session
+    closes every socket its token opened."""
+
+    def __init__(self) -> None:
+        self._by_session: dict[str, set[Connection]] = {}
+
+    def __len__(self) -> int:
+        return sum(len(sockets) for sockets in self._by_session.values())
+
+    def add(self, connection: Connection) -> None:
+        self._by_session.setdefault(connection.identity.token_session_id, set()).add(connection)
+
+    def discard(self, connection: Connection) -> None:
+        sockets = self._by_session.get(connection.identity.token_session_id, set())
+        sockets.discard(connection)
+        if not sockets:
+            self._by_session.pop(connection.identity.token_session_id, None)
+
+    async def close_for(self, session_id: str, reason: str) -> int:
+        """Closes (1008, `reason`) the sockets opened with this session's token; how many."""
+        sockets = list(self._by_session.get(session_id, ()))
+        await asyncio.gather(*(socket.close(1008, reason) for socket in sockets))
+        return len(sockets)
 
 
 class Connection:
@@ -85,6 +118,7 @@ class Connection:
     async def serve(self) -> None:
         """Reads frames until the client leaves; each message is answered or refused."""
         self._bind_session()
+        self.runtime.sockets.add(self)
         peer = self.runtime.peers.get(self.peer_key)
         if peer is not None:
             peer.sockets += 1
@@ -119,7 +153,7 @@ class Connection:
                 avatar = self._avatar(message.avatar_id, session)
                 peer = self.runtime.peers.get(self.peer_key)
                 if peer is not None and peer.connected and avatar is None:
-                    peer.interrupt()  # the student speaks: the tutor stops at once
+                    peer.interrupt("barge_in")  # the student speaks: the tutor stops at once
                     self._spawn(replies.audio_live(session, message, peer), session)
                 else:
                     self._spawn(replies.audio(session, message, avatar), session)
@@ -225,11 +259,23 @@ class Connection:
                 session.id,
                 retryable=True,
             )
-        self._run(self._send_all(reply), session)
+        admission = self.runtime.admission
+        if not admission.enter():
+            raise ProtocolError(
+                "busy",
+                f"the engine is at capacity ({admission.capacity} replies in progress); "
+                "retry in a moment",
+                session.id,
+                retryable=True,
+            )
+        self._run(self._send_all(reply, admission), session)
 
-    async def _send_all(self, reply: AsyncIterator[Reply]) -> None:
-        async for message in reply:
-            await self.send(message)
+    async def _send_all(self, reply: AsyncIterator[Reply], admission: Admission) -> None:
+        try:
+            async for message in reply:
+                await self.send(message)
+        finally:
+            admission.leave()
 
     def _run(self, work: Coroutine[Any, Any, None], session: Session | None) -> None:
         task = asyncio.create_task(self._answering(work, session))
@@ -241,6 +287,11 @@ class Connection:
         sid = session.id if session else None
         try:
             await work
+        except asyncio.CancelledError:
+            reason = cut_reason(asyncio.current_task())
+            if reason is None:  # the socket closed: nobody to tell
+                raise
+            await self.send(Interrupted(reason=reason, engine_session_id=sid))
         except ProtocolError as error:
             await self.send_error(error)
         except SignalingError as error:
@@ -281,6 +332,12 @@ class Connection:
             with contextlib.suppress(WebSocketDisconnect, RuntimeError):
                 await self.websocket.send_text(message.to_json())
 
+    async def close(self, code: int, reason: str) -> None:
+        if self.websocket.application_state == WebSocketState.CONNECTED:
+            async with self._send_lock:
+                with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+                    await self.websocket.close(code, reason)
+
     async def send_error(self, error: ProtocolError) -> None:
         ERRORS.labels(error.code).inc()
         log.info("client error", extra={"code": error.code, "session_id": error.engine_session_id})
@@ -294,6 +351,7 @@ class Connection:
                 self._bound.connections += 1
 
     async def _release(self) -> None:
+        self.runtime.sockets.discard(self)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -116,12 +116,53 @@ CLIENT_TYPES = ("text", "audio", "webrtc_offer", "webrtc_ice_candidate", "text_w
 _client_adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
 
 
+MAX_DEPTH = 32  # no message of ours nests deeper than 3
+
+
+def parse_json(raw: str | bytes, max_depth: int = MAX_DEPTH) -> Any:
+    """JSON a client sent, or ValueError saying why it cannot be used: not JSON, an integer
+    too long for Python (4 300 digits), nesting deeper than `max_depth` (deep nesting also
+    exhausts the parser's recursion), or a lone UTF-16 surrogate, which survives parsing but
+    can be neither stored nor sent back."""
+    try:
+        data = json.loads(raw)
+    except RecursionError as error:
+        raise ValueError(f"JSON nested deeper than {max_depth} levels") from error
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError, the digit limit
+        if "integer string conversion" in str(error):
+            raise ValueError("not usable JSON: a number has more than 4300 digits") from error
+        raise ValueError(f"not valid JSON: {error}") from error
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            _encodable(value)
+        elif isinstance(value, dict | list):
+            if depth > max_depth:
+                raise ValueError(f"JSON nested deeper than {max_depth} levels")
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                if isinstance(key, str):
+                    _encodable(key)
+                stack.append((item, depth + 1))
+    return data
+
+
+def _encodable(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError(
+            f"JSON with a lone UTF-16 surrogate (\\u{ord(text[error.start]):04x}) in a string"
+        ) from error
+
+
 def parse_client_message(raw: str | bytes) -> ClientMessage:
     """Parses one frame, or raises ProtocolError with a message a person can act on."""
     try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ProtocolError("malformed_json", f"message is not valid JSON: {error}") from error
+        data = parse_json(raw)
+    except ValueError as error:
+        raise ProtocolError("malformed_json", f"message is {error}") from error
     if not isinstance(data, dict):
         raise ProtocolError("malformed_message", "message must be a JSON object")
     kind = data.get("type")
@@ -191,6 +232,15 @@ class WebRTCAnswer(_ServerMessage):
     sdp: str
 
 
+class Interrupted(_ServerMessage):
+    """A live reply that stopped before its end, and why: `interrupt` (the client asked),
+    `barge_in` (the student spoke), `new_reply` (a newer reply took over),
+    `peer_replaced` or `peer_closed` (the WebRTC connection it played on went away)."""
+
+    type: Literal["interrupted"] = "interrupted"
+    reason: str
+
+
 class ErrorMessage(_ServerMessage):
     type: Literal["error"] = "error"
     content: str
@@ -208,7 +258,7 @@ class ErrorMessage(_ServerMessage):
 
 
 ServerMessage = Annotated[
-    TextReply | VideoReply | Transcription | WebRTCAnswer | ErrorMessage,
+    TextReply | VideoReply | Transcription | WebRTCAnswer | Interrupted | ErrorMessage,
     Field(discriminator="type"),
 ]
 server_adapter: TypeAdapter[ServerMessage] = TypeAdapter(ServerMessage)

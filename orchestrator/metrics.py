@@ -30,6 +30,13 @@ LIVE_RENDER_SECONDS = Histogram(
     "Live streams: rendering one video frame of the avatar.",
     buckets=(0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064),
 )
+REPLIES_IN_FLIGHT = Gauge(
+    "tutor_engine_replies_in_flight", "Replies being worked on now (admitted, not finished)."
+)
+REPLY_CAPACITY = Gauge(
+    "tutor_engine_reply_capacity",
+    "Replies the engine admits at once (ENGINE_MAX_REPLIES_IN_FLIGHT).",
+)
 ACTIVE_PEERS = Gauge("tutor_engine_active_peers", "WebRTC peer connections.")
 ASYNCIO_TASKS = Gauge("tutor_engine_asyncio_tasks", "Tasks alive in the engine's event loop.")
 

@@ -128,7 +128,7 @@ class Replies:
         ENGINE_WEBRTC_REPLY_POLICY says."""
         received = time.monotonic()
         if self.settings.webrtc_reply_policy == "interrupt":
-            peer.interrupt()
+            peer.interrupt("new_reply")
         peer.reply = asyncio.current_task()
         if avatar is not None:
             peer.stream.switch(avatar)

@@ -15,9 +15,11 @@ from typing import Any
 from aiortc import RTCIceServer
 
 from media.avatar.registry import AvatarRegistry
+from orchestrator.admission import Admission
 from orchestrator.asr import SpeechGate, SpeechRecognizer
 from orchestrator.brain import EngineRegistry
 from orchestrator.brain.grounded import GroundedTutor
+from orchestrator.connection import OpenSockets
 from orchestrator.conversation import Conversation
 from orchestrator.knowledge.embedder import Embedder
 from orchestrator.knowledge.store import KnowledgeStore
@@ -33,7 +35,7 @@ from orchestrator.tutors import TutorCatalog
 from orchestrator.video_reply import TalkingVideo
 from triton_ops.contracts import ASR, EMBED, EMBED_ZH, LIPSYNC
 from triton_ops.server import TritonDistribution, TritonLaunch, TritonSupervisor
-from webrtc.ice import restrict_host_addresses
+from webrtc.ice import loopback_if_alone, restrict_host_addresses
 from webrtc.peers import PeerObserver, PeerRegistry, PeerSettings
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,8 @@ class Runtime:
     avatars: AvatarRegistry
     peers: PeerRegistry
     knowledge: KnowledgeStore
+    admission: Admission
+    sockets: OpenSockets = field(default_factory=OpenSockets)
     connections: int = 0
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -109,7 +113,9 @@ class Runtime:
         supervisor = triton_supervisor(settings)
         if supervisor is not None:
             supervisor.start()
-        sessions = SessionRegistry(settings.session_ttl_s, settings.history_max_turns)
+        sessions = SessionRegistry(
+            settings.session_ttl_s, settings.history_max_turns, revoke_for_s=settings.token_ttl_s
+        )
         lipsync = LipSync(triton, settings.video_fps, settings.lipsync_source)
         replies = Replies(
             settings,
@@ -134,6 +140,7 @@ class Runtime:
             triton=triton,
             supervisor=supervisor,
             replies=replies,
+            admission=Admission(settings.max_replies_in_flight),
             knowledge=knowledge,
             avatars=AvatarRegistry.load([settings.avatars_dir]),
             peers=PeerRegistry(
@@ -142,6 +149,9 @@ class Runtime:
         )
         if settings.webrtc_host_addresses is not None:
             restrict_host_addresses(settings.webrtc_host_addresses)
+        elif (loopback := loopback_if_alone()) is not None:
+            log.info("only loopback here: WebRTC gathers on it", extra={"addresses": loopback})
+            restrict_host_addresses(loopback)
         runtime._tasks += [
             asyncio.create_task(sessions.sweep_forever(settings.session_sweep_interval_s)),
             asyncio.create_task(runtime.peers.sweep_forever(settings.webrtc_sweep_interval_s)),

@@ -54,8 +54,12 @@ class SessionRegistry:
         history_max_turns: int,
         max_sessions: int = 100_000,
         clock: Callable[[], float] = time.monotonic,
+        revoke_for_s: float = 86_400,
     ) -> None:
+        """`revoke_for_s`: how long a deleted session's tokens are refused (their lifetime)."""
         self._sessions: dict[str, Session] = {}
+        self._deleted: dict[str, float] = {}  # session id → when, on the registry's clock
+        self._revoke_for_s = revoke_for_s
         self._ttl_s = ttl_s
         self._history_len = history_max_turns * 2
         self._max_sessions = max_sessions
@@ -95,7 +99,20 @@ class SessionRegistry:
         if session is None:
             return False
         self._remove(session, reason="deleted")
+        self._deleted[session_id] = self._clock()
         return True
+
+    def revoked(self, session_id: str) -> bool:
+        """Whether tokens issued for this session were revoked by deleting it. Tokens stay
+        stateless for live sessions; only deleted ones are remembered, while their tokens
+        could still be valid."""
+        now = self._clock()
+        while self._deleted:
+            oldest, when = next(iter(self._deleted.items()))
+            if now - when <= self._revoke_for_s:
+                break
+            del self._deleted[oldest]
+        return session_id in self._deleted
 
     def touch(self, session: Session) -> None:
         session.last_activity = utc_now()

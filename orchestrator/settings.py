@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     # Conversation limits
     max_text_chars: int = Field(default=2000, ge=1)
     max_inflight_per_connection: int = Field(default=4, ge=1)
+    max_replies_in_flight: int = Field(
+        default=8,
+        ge=1,
+        description="Replies the whole engine works on at once; past it new ones get `busy`.",
+    )
 
     # Speech input (audio messages)
     max_audio_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, description="Decoded size.")

@@ -162,6 +162,19 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
+def process_group(group: int) -> list[int]:
+    """The live processes in a process group (zombies are gone already)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # exited while we looked
+        if fields[0] != "Z" and int(fields[2]) == group:
+            members.append(int(stat.parent.name))
+    return members
+
+
 def log_tail(path: Path, lines: int = 25) -> str:
     try:
         text = path.read_text(errors="replace").splitlines()
@@ -239,20 +252,40 @@ class TritonServer:
             return 0
         return await self._process.wait()
 
+    async def reap(self, timeout_s: float = 10.0) -> int:
+        """Kills what is left of a dead server's process group and waits until it is gone;
+        returns how many processes that was. A killed tritonserver leaves its Python-backend
+        stubs behind (reparented to init, stuck, ~200 MB each); they stay in its group."""
+        if self._process is None or self._process.returncode is None:
+            return 0
+        group = self._process.pid  # start_new_session: the server leads its own group
+        left = process_group(group)
+        if left:
+            log.warning("reaping what Triton left", extra={"pids": left})
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(group, signal.SIGKILL)
+            for _ in range(int(timeout_s / 0.05)):
+                if not process_group(group):
+                    break
+                await asyncio.sleep(0.05)
+        return len(left)
+
     async def stop(self, timeout_s: float = 15.0) -> None:
         process = self._process
-        if process is None or process.returncode is not None:
+        if process is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(process.wait(), timeout_s)
-        except TimeoutError:
-            log.warning("tritonserver ignored SIGTERM; killing it", extra={"pid": process.pid})
+        if process.returncode is None:
             with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
-        log.info("tritonserver stopped", extra={"pid": process.pid, "code": process.returncode})
+                process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), timeout_s)
+            except TimeoutError:
+                log.warning("tritonserver ignored SIGTERM; killing it", extra={"pid": process.pid})
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await process.wait()
+            log.info("tritonserver stopped", extra={"pid": process.pid, "code": process.returncode})
+        await self.reap()
 
 
 SupervisorState = Literal["starting", "ready", "restarting", "failed", "stopped"]
@@ -323,6 +356,7 @@ class TritonSupervisor:
                     self.on_ready()
                 code = await self._server.wait_exit()
                 self._ready.clear()
+                await self._server.reap()
                 self.last_error = f"tritonserver exited with code {code}"
                 log.error("Triton died; restarting it", extra={"code": code})
                 if time.monotonic() - started > 60:

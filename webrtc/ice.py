@@ -25,6 +25,14 @@ def restrict_host_addresses(addresses: list[str]) -> None:
     aioice.ice.get_host_addresses = host_addresses
 
 
+def loopback_if_alone() -> list[str] | None:
+    """["127.0.0.1"] on a host (a container, a network namespace) whose only interface is
+    loopback, where ICE would otherwise gather no candidate at all and media never flows."""
+    if aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=True):
+        return None
+    return ["127.0.0.1"]
+
+
 def acceptable(address: str, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
     """A remote candidate we may send to: never an mDNS name (aiortc cannot resolve it, and
     waiting for it stalls the answer), and inside `networks` when any are configured."""

@@ -7,20 +7,33 @@ import contextlib
 import ipaddress
 import logging
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.sdp import candidate_from_sdp
 
 from media.avatar.registry import Avatar
 from webrtc.ice import acceptable, filter_sdp
+from webrtc.sdp import SdpError, check_candidate, check_offer
 from webrtc.stream import AvatarStream
 from webrtc.tracks import AvatarVideoTrack, SpeechAudioTrack
 
 log = logging.getLogger(__name__)
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+# Why a reply's task was cancelled. Kept beside the task, not in the CancelledError: a
+# cancellation that lands inside grpc's or aiortc's own awaits can come out without its message.
+_CUT: weakref.WeakKeyDictionary[asyncio.Task[Any], str] = weakref.WeakKeyDictionary()
+
+
+def cut_reason(task: asyncio.Task[Any] | None) -> str | None:
+    """Why `Peer.interrupt` cut this reply off, or None if it did not."""
+    return _CUT.get(task) if task is not None else None
 
 
 class SignalingError(ValueError):
@@ -43,10 +56,13 @@ class Peer:
     def touch(self) -> None:
         self.last_activity = time.monotonic()
 
-    def interrupt(self) -> None:
-        """Barge-in: the reply being spoken stops and the avatar falls silent within a frame."""
-        if self.reply is not None:
-            self.reply.cancel()
+    def interrupt(self, reason: str = "interrupt") -> None:
+        """Barge-in: the reply being spoken stops and the avatar falls silent within a frame.
+        The reply's task is cancelled with `reason`, which its socket reports."""
+        if self.reply is not None and not self.reply.done():
+            _CUT[self.reply] = reason
+            self.reply.cancel(reason)
+        self.reply = None
         self.stream.interrupt()
 
 
@@ -83,8 +99,13 @@ class PeerRegistry:
         return self._peers.get(key)
 
     async def answer(self, key: str, offer_sdp: str, avatar: Avatar) -> str:
-        """A new peer for `key` from the browser's offer (replacing any old one): the answer."""
-        await self.close(key)
+        """A new peer for `key` from the browser's offer (replacing any old one): the answer.
+        An offer that cannot be used leaves the old peer as it was."""
+        try:
+            check_offer(offer_sdp)
+        except SdpError as error:
+            raise SignalingError(f"the offer cannot be used: {error}") from error
+        await self.close(key, "peer_replaced")
         pc = RTCPeerConnection(RTCConfiguration(iceServers=self.settings.ice_servers))
         stream = AvatarStream(avatar, self.settings.fps, self.observer.frame_rendered)
         peer = Peer(key, pc, stream)
@@ -95,7 +116,7 @@ class PeerRegistry:
         async def on_state() -> None:
             log.info("peer state", extra={"peer": key, "state": pc.connectionState})
             if pc.connectionState in ("failed", "closed") and self._peers.get(key) is peer:
-                await self.close(key)
+                await self.close(key, "peer_closed")
 
         try:
             await pc.setRemoteDescription(
@@ -126,9 +147,13 @@ class PeerRegistry:
         peer.touch()
         if candidate is None or not candidate.get("candidate"):
             return False  # end of candidates: nothing to do for aiortc
+        if candidate.get("sdpMid") is None and candidate.get("sdpMLineIndex") is None:
+            raise SignalingError("an ICE candidate needs its sdpMid or sdpMLineIndex")
+        line = str(candidate["candidate"]).removeprefix("a=")
         try:
-            parsed = candidate_from_sdp(str(candidate["candidate"]).removeprefix("candidate:"))
-        except (ValueError, IndexError) as error:
+            check_candidate(line)
+            parsed = candidate_from_sdp(line.removeprefix("candidate:"))
+        except (SdpError, ValueError, IndexError) as error:
             raise SignalingError(f"unreadable ICE candidate: {error}") from error
         if not acceptable(parsed.ip, self.settings.allowed_networks):
             return False
@@ -137,12 +162,12 @@ class PeerRegistry:
         await peer.pc.addIceCandidate(parsed)
         return True
 
-    async def close(self, key: str) -> None:
+    async def close(self, key: str, reason: str = "peer_closed") -> None:
         peer = self._peers.pop(key, None)
         self.observer.peers_changed(len(self._peers))
         if peer is None:
             return
-        peer.interrupt()
+        peer.interrupt(reason)
         await peer.pc.close()
         log.info("peer closed", extra={"peer": key})
 

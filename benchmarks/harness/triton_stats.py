@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from orchestrator.triton_client import TritonClient
@@ -57,21 +57,29 @@ async def batch_sizes(client: TritonClient, model: str) -> Counter[int]:
 async def together(
     client: TritonClient,
     model: str,
-    occupier: Awaitable[Any],
-    requests: Sequence[Awaitable[Any]],
-    start_s: float = 0.05,
+    occupier: Callable[[], Awaitable[Any]],
+    requests: Callable[[], Sequence[Awaitable[Any]]],
+    attempts: int = 3,
+    start_s: float = 0.1,
 ) -> tuple[list[Any], Counter[int]]:
-    """Sends `requests` while `occupier` (one slow request) keeps the model's instance busy, so
-    they wait in the queue together; returns their results (exceptions included) and the
-    executions by batch size that Triton ran meanwhile. `start_s` is well past every model's
-    queue delay: by then the occupier runs alone."""
-    await settled_counts(client, model)
-    before = await batch_sizes(client, model)
-    busy = asyncio.ensure_future(occupier)
-    await asyncio.sleep(start_s)
-    results = await asyncio.gather(*requests, return_exceptions=True)
-    await busy
-    await settled_counts(client, model, quiet_s=0.2)
-    ran = await batch_sizes(client, model)
-    ran.subtract(before)
+    """Sends `requests()` while `occupier()` (one slow request) keeps the model's instance
+    busy, so they wait in the queue together and leave it as one batch; returns their results
+    (exceptions included) and the executions by batch size Triton ran meanwhile. On a loaded
+    machine the occupier can still be in transit when the others arrive, so it tries up to
+    `attempts` times for {1: 1, len(requests): 1}, and returns the last try."""
+    expected: Counter[int] = Counter()
+    for _ in range(attempts):
+        await settled_counts(client, model)
+        before = await batch_sizes(client, model)
+        busy = asyncio.ensure_future(occupier())
+        await asyncio.sleep(start_s)
+        batch = requests()
+        expected = Counter({1: 1, len(batch): 1})
+        results = await asyncio.gather(*batch, return_exceptions=True)
+        await busy
+        await settled_counts(client, model, quiet_s=0.2)
+        ran = await batch_sizes(client, model)
+        ran.subtract(before)
+        if +ran == expected:
+            break
     return results, +ran

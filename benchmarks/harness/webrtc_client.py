@@ -33,6 +33,7 @@ class LiveClient:
     mouth_box: tuple[slice, slice] = (slice(278, 346), slice(196, 316))
     audio: list[Received] = field(default_factory=list)
     video: list[Received] = field(default_factory=list)
+    video_frames: int = 0  # every frame received, also those forgotten
     pc: RTCPeerConnection | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -69,11 +70,17 @@ class LiveClient:
                     samples = frame.to_ndarray().astype(np.float64) / 32768.0
                     self.audio.append(Received(now, media_s, float(np.sqrt((samples**2).mean()))))
                 else:
+                    self.video_frames += 1
                     rgb24 = self._rgb.reformat(frame, format="rgb24", threads=1)
                     rgb = np.asarray(rgb24.to_ndarray(), dtype=np.uint8)
                     self.video.append(
                         Received(now, media_s, mouth_area(rgb, self.mouth_box), corner(rgb))
                     )
+
+    def forget_before(self, moment: float) -> None:
+        """Drops what arrived before `moment` (a long run keeps only what it still reads)."""
+        self.audio = [r for r in self.audio if r.arrived >= moment]
+        self.video = [r for r in self.video if r.arrived >= moment]
 
     def first_video_after(self, moment: float) -> float | None:
         return next((r.arrived for r in self.video if r.arrived >= moment), None)

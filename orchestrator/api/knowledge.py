@@ -7,10 +7,12 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field, ValidationError
 
 from orchestrator.api.deps import RuntimeDep, require_api_key
 from orchestrator.knowledge.store import Document, KnowledgeError
+from orchestrator.messages import parse_json
 from orchestrator.triton_client import TritonError
 
 router = APIRouter(
@@ -164,7 +166,12 @@ async def _read_document(request: Request, max_chars: int) -> NewDocument:
         language = form.get("language")
         fields = {"name": upload.filename, "text": text, "language": language or None}
     elif kind.startswith("application/json"):
-        fields = await request.json()
+        try:
+            fields = parse_json(await request.body())
+        except ValueError as error:
+            raise HTTPException(
+                status.HTTP_400_BAD_REQUEST, detail=f"the body is {error}"
+            ) from error
     else:
         raise HTTPException(
             status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
@@ -173,7 +180,7 @@ async def _read_document(request: Request, max_chars: int) -> NewDocument:
     try:
         document = NewDocument.model_validate(fields)
     except ValidationError as error:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=error.errors()) from error
+        raise RequestValidationError(error.errors()) from error
     if len(document.text) > max_chars:
         raise HTTPException(
             status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,

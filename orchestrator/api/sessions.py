@@ -105,5 +105,6 @@ async def get_session(session_id: str, runtime: RuntimeDep) -> SessionView:
 @router.delete("/{session_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Close a session")
 async def delete_session(session_id: str, runtime: RuntimeDep) -> Response:
     _found(runtime, session_id)
-    runtime.sessions.delete(session_id)
+    runtime.sessions.delete(session_id)  # its tokens are refused from now on
+    await runtime.sockets.close_for(session_id, f"session {session_id} was deleted")
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 async def engine_socket(websocket: WebSocket, connection_id: str, token: str | None = None) -> None:
     runtime: Runtime = websocket.app.state.runtime
     try:
-        identity = authenticate(connection_id, token, runtime.tokens)
+        identity = authenticate(connection_id, token, runtime.tokens, runtime.sessions)
     except InvalidToken as error:
         log.info("socket refused", extra={"connection_id": connection_id, "reason": str(error)})
         await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason=str(error))

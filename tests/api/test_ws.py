@@ -11,7 +11,7 @@ import httpx
 import jwt
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from benchmarks.harness.client import ask, receive, send, wav_info
 from benchmarks.harness.processes import EngineProcess
@@ -100,14 +100,34 @@ async def test_the_session_socket_survives_every_error(engine: EngineProcess) ->
         assert reply["type"] == "text" and reply["audio"]
 
 
-async def test_a_deleted_session_answers_errors_not_silence(engine: EngineProcess) -> None:
+async def test_a_deleted_session_closes_its_socket_with_a_reason(engine: EngineProcess) -> None:
     session = engine.create_session(student_id=44)
     async with connect(engine.ws_url(session["session_id"], session["engine_token"])) as ws:
         httpx.delete(f"{engine.base_url}/v1/sessions/{session['session_id']}")
+        with pytest.raises(ConnectionClosed) as closed:
+            await ask(ws, type="text", content="hi", timeout_s=10)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+        assert "deleted" in closed.value.rcvd.reason
+
+
+async def test_asking_a_deleted_session_from_a_user_socket_gets_an_error(
+    engine: EngineProcess,
+) -> None:
+    session = engine.create_session(student_id=44)
+    other = engine.create_session(student_id=44)
+    async with connect(engine.ws_url("user_44", other["engine_token"])) as ws:
+        httpx.delete(f"{engine.base_url}/v1/sessions/{session['session_id']}")
         await assert_error(
-            ws, "unknown_session", "unknown, expired or deleted", type="text", content="hi"
+            ws,
+            "unknown_session",
+            "unknown, expired or deleted",
+            type="text",
+            content="hi",
+            engine_session_id=session["session_id"],
         )
-        await assert_error(ws, "unknown_session", type="text", content="still?")
+        await assert_error(
+            ws, "unknown_session", type="text", content="still?", engine_session_id="gone"
+        )
 
 
 async def test_bad_tokens_are_refused_before_accept(engine: EngineProcess) -> None:

@@ -76,8 +76,8 @@ async def test_bad_requests_fail_alone(
     results, ran = await together(
         client,
         "asr",
-        client.infer(ASR, request(long, "en")),
-        [client.infer(ASR, request(good, "en")), client.infer(ASR, request(pcm, language))],
+        lambda: client.infer(ASR, request(long, "en")),
+        lambda: [client.infer(ASR, request(good, "en")), client.infer(ASR, request(pcm, language))],
     )
     assert (
         isinstance(results[1], TritonError)

@@ -45,8 +45,8 @@ async def test_bad_requests_fail_alone(client: TritonClient) -> None:
     results, ran = await together(
         client,
         "embed_zh",
-        embedder.embed([long], "passage", "embed_zh"),
-        [
+        lambda: embedder.embed([long], "passage", "embed_zh"),
+        lambda: [
             embedder.embed(["fine"], "passage", "embed_zh"),
             embedder.embed([""], "passage", "embed_zh"),
             embedder.embed(["fine"], "sideways", "embed_zh"),  # type: ignore[arg-type]

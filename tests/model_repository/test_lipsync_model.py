@@ -72,7 +72,10 @@ async def test_bad_requests_fail_alone(
     good = resample(*piper_speech("Fine."), 16000)
     long = np.tile(good, 55 * 16000 // len(good))
     results, ran = await together(
-        client, "lipsync", visemes(client, long), [visemes(client, good), visemes(client, pcm)]
+        client,
+        "lipsync",
+        lambda: visemes(client, long),
+        lambda: [visemes(client, good), visemes(client, pcm)],
     )
     assert isinstance(results[1], TritonError) and reason in str(results[1])
     assert isinstance(results[0], np.ndarray)

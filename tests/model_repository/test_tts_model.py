@@ -44,8 +44,8 @@ async def test_a_bad_request_gets_its_own_error_and_spares_its_batch(
     results, ran = await together(
         client,
         "tts",
-        client.infer(TTS, text(long)),
-        [
+        lambda: client.infer(TTS, text(long)),
+        lambda: [
             client.infer(TTS, text("One good sentence.")),
             client.infer(TTS, text(bad)),
             client.infer(TTS, text("Another good sentence.")),

@@ -21,7 +21,9 @@ from benchmarks.harness.client import receive, send
 from benchmarks.harness.processes import free_port
 from media.avatar import draw
 from media.avatar.registry import Avatar, AvatarRegistry
+from orchestrator.admission import Admission
 from orchestrator.api import ws
+from orchestrator.connection import OpenSockets
 from orchestrator.messages import AudioMessage, TextReply
 from orchestrator.replies import Reply
 from orchestrator.runtime import peer_settings
@@ -106,6 +108,8 @@ async def engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterat
         avatars=AvatarRegistry.load([settings.avatars_dir]),
         peers=PeerRegistry(peer_settings(settings)),
         replies=replies,
+        sockets=OpenSockets(),
+        admission=Admission(settings.max_replies_in_flight),
         connections=0,
     )
     app = FastAPI()
@@ -166,6 +170,25 @@ async def test_past_the_in_flight_limit_a_reply_is_refused_as_busy(engine: Engin
         assert len(engine.replies.calls) == 2
 
 
+async def test_past_the_engines_capacity_new_work_is_refused_at_once(engine: Engine) -> None:
+    first, second = engine.session("7"), engine.session("8")
+    engine.runtime.admission = Admission(1)
+    engine.replies.hold = asyncio.Event()
+    async with engine.socket("user_7") as mine, engine.socket("user_8", "8") as theirs:
+        await send(mine, type="text", content="q", engine_session_id=first.id)
+        for _ in range(100):
+            if engine.replies.calls:
+                break
+            await asyncio.sleep(0.01)
+        await send(theirs, type="text", content="q", engine_session_id=second.id)
+        busy = await receive(theirs, 2)
+        assert (busy["code"], busy["retryable"]) == ("busy", True)
+        assert "capacity" in busy["content"]
+        engine.replies.hold.set()
+        assert (await receive(mine, 10))["content"] == "re: q"
+        await still_answers(theirs, second)  # the place was given back
+
+
 async def test_an_unknown_avatar_is_refused_before_any_reply(engine: Engine) -> None:
     session = engine.session()
     async with engine.socket("user_7") as socket:
@@ -210,4 +233,7 @@ async def test_interrupt_cancels_the_live_reply_and_a_spoken_question_barges_in(
                 break
             await asyncio.sleep(0.01)
         assert engine.replies.cancelled == [session.id]
+        told = await receive(socket, 10)
+        assert (told["type"], told["reason"]) == ("interrupted", "interrupt")
+        assert told["engine_session_id"] == session.id
         await client.close()
