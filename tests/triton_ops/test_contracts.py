@@ -63,7 +63,8 @@ def test_the_gpu_variant_differs_only_in_where_and_how_it_runs(model: Path) -> N
     assert set(gpu.parameters) ^ set(cpu.parameters) <= how
 
 
-def test_the_gpu_variants_name_the_plans_build_engines_makes() -> None:
+def test_the_gpu_variants_name_the_plans_build_engines_makes(model_files: None) -> None:
+    """Whisper's engine specs read the exported model's dimensions."""
     planned = {(s.model, s.plan) for specs in SPECS.values() for s in specs(REPOSITORY)}
     named = set()
     for model in MODEL_DIRS:
