@@ -35,7 +35,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from benchmarks.common import RESULTS, pyplot
 from benchmarks.harness.client import receive, send
-from benchmarks.harness.processes import EngineProcess
+from benchmarks.harness.processes import EngineProcess, descendants
 from benchmarks.harness.webrtc_client import LiveClient
 from benchmarks.webrtc_load import onset
 
@@ -88,22 +88,6 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
-
-
-def descendants(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(parent, []).append(int(stat.parent.name))
-    found, queue = [], list(children.get(root, []))
-    while queue:
-        pid = queue.pop()
-        found.append(pid)
-        queue.extend(children.get(pid, []))
-    return found
 
 
 def metric(text: str, name: str) -> int:

@@ -32,7 +32,7 @@ from websockets.asyncio.client import connect
 
 from benchmarks.common import RESULTS, ROOT, pyplot
 from benchmarks.harness.client import receive, send
-from benchmarks.harness.processes import EngineProcess, TritonProcess
+from benchmarks.harness.processes import EngineProcess, TritonProcess, descendants
 from benchmarks.harness.webrtc_client import LiveClient
 from media.avatar.animator import FaceAnimator
 from media.avatar.registry import load_avatar
@@ -46,17 +46,8 @@ def _stat(pid: int) -> list[str]:
 
 def tree_cpu_seconds(root: int) -> float:
     """CPU time of `root` and every process under it (Triton's model stubs included)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                children.setdefault(int(_stat(int(entry.name))[1]), []).append(int(entry.name))
-            except (OSError, IndexError):
-                continue
-    total, queue = 0.0, [root]
-    while queue:
-        pid = queue.pop()
-        queue.extend(children.get(pid, []))
+    total = 0.0
+    for pid in [root, *descendants(root)]:
         try:
             fields = _stat(pid)
         except OSError:

@@ -96,11 +96,10 @@ class OpenSockets:
         if not sockets:
             self._by_session.pop(connection.identity.token_session_id, None)
 
-    async def close_for(self, session_id: str, reason: str) -> int:
-        """Closes (1008, `reason`) the sockets opened with this session's token; how many."""
+    async def close_for(self, session_id: str, reason: str) -> None:
+        """Closes (1008, `reason`) the sockets opened with this session's token."""
         sockets = list(self._by_session.get(session_id, ()))
         await asyncio.gather(*(socket.close(1008, reason) for socket in sockets))
-        return len(sockets)
 
 
 class Connection:

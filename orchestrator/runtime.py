@@ -89,7 +89,6 @@ class Runtime:
     knowledge: KnowledgeStore
     admission: Admission
     sockets: OpenSockets = field(default_factory=OpenSockets)
-    connections: int = 0
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -214,7 +213,7 @@ class Runtime:
                 for kb in self.knowledge.ids
                 if (base := self.knowledge.get(kb))
             },
-            "connections": self.connections,
+            "connections": len(self.sockets),
         }
 
     async def aclose(self) -> None:

@@ -39,6 +39,23 @@ def _wait_http(url: str, process: subprocess.Popen[bytes], log: Path, timeout_s:
     raise RuntimeError(f"{url} not ready after {timeout_s} s:\n{tail(log)}")
 
 
+def descendants(root: int) -> list[int]:
+    """Every live process under `root` (Triton's model stubs under the engine, say)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # exited while we looked
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    found, queue = [], list(children.get(root, []))
+    while queue:
+        pid = queue.pop()
+        found.append(pid)
+        queue.extend(children.get(pid, []))
+    return found
+
+
 def tail(path: Path, lines: int = 40) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])

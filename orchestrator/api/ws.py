@@ -26,12 +26,10 @@ async def engine_socket(websocket: WebSocket, connection_id: str, token: str | N
         await websocket.close(code=status.WS_1008_POLICY_VIOLATION, reason=str(error))
         return
     await websocket.accept()
-    runtime.connections += 1
     ACTIVE_CONNECTIONS.inc()
     log.info("socket open", extra={"connection_id": connection_id, "mode": identity.mode})
     try:
         await Connection(websocket, identity, runtime).serve()
     finally:
-        runtime.connections -= 1
         ACTIVE_CONNECTIONS.dec()
         log.info("socket closed", extra={"connection_id": connection_id})

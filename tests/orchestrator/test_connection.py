@@ -110,7 +110,6 @@ async def engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterat
         replies=replies,
         sockets=OpenSockets(),
         admission=Admission(settings.max_replies_in_flight),
-        connections=0,
     )
     app = FastAPI()
     app.state.runtime = runtime
