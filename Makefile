@@ -74,7 +74,7 @@ lint: $(INSTALLED)
 
 # The build scripts, typechecked against the build environment they run in.
 lint-build: build-env
-	$(BIN)/mypy --python-executable .venv-build/bin/python triton_ops/whisper/*.py triton_ops/zhtts/*.py triton_ops/lipsync/*.py triton_ops/embed/*.py
+	$(BIN)/mypy --python-executable .venv-build/bin/python triton_ops/whisper/*.py triton_ops/zhtts/*.py triton_ops/lipsync/*.py triton_ops/embed/*.py triton_ops/faces/*.py
 
 format: $(INSTALLED)
 	$(BIN)/ruff format .

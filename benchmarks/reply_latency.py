@@ -1,6 +1,7 @@
 """Time from a `text` message sent to the spoken reply received, through the whole engine.
 
     .venv/bin/python -m benchmarks.reply_latency [--questions 10] [--engine-url http://host:9000]
+        [--avatar avatar_tutor_13 | --photo]
 
 Without --engine-url it starts Triton and the engine itself (as `make run` does).
 """
@@ -21,6 +22,7 @@ import httpx
 from websockets.asyncio.client import connect
 
 from benchmarks.common import RESULTS, summary_ms
+from benchmarks.harness import portraits
 from benchmarks.harness.client import ask, wav_info
 from benchmarks.harness.processes import EngineProcess
 
@@ -69,17 +71,33 @@ async def run(base_url: str, questions: int, avatar: str | None) -> dict[str, ob
     }
 
 
+def upload_photo(base_url: str) -> str:
+    """A photo avatar of the astronaut portrait, made through POST /v1/avatars."""
+    picture = portraits.encoded(portraits.astronaut())
+    response = httpx.post(
+        f"{base_url}/v1/avatars", files={"image": ("astronaut.png", picture)}, timeout=60
+    )
+    response.raise_for_status()
+    avatar_id: str = response.json()["avatar_id"]
+    return avatar_id
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--questions", type=int, default=10)
     parser.add_argument("--engine-url")
     parser.add_argument("--avatar", help="ask for video replies of this avatar")
+    parser.add_argument(
+        "--photo", action="store_true", help="video replies of a photo avatar made here first"
+    )
     args = parser.parse_args()
     with engine_at(args.engine_url) as base_url:
-        report = asyncio.run(run(base_url, args.questions, args.avatar))
+        avatar = upload_photo(base_url) if args.photo else args.avatar
+        report = asyncio.run(run(base_url, args.questions, avatar))
     print(json.dumps(report, indent=2))
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = "reply_latency_video.json" if args.avatar else "reply_latency.json"
+    name = "reply_latency_photo.json" if args.photo else name
     (RESULTS / name).write_text(json.dumps(report, indent=2))
 
 

@@ -29,15 +29,19 @@ from google.protobuf import text_format
 from tritonclient.grpc import model_config_pb2
 
 from benchmarks.common import RESULTS, ROOT, pyplot, summary_ms, triton_server
+from benchmarks.harness import portraits
 from benchmarks.harness.speech import piper_speech
 from benchmarks.harness.triton_stats import counts, settled_counts
 from media.audio import resample
+from media.avatar.photo.landmarks import Region, letterbox
 from orchestrator.triton_client import TritonClient
 from triton_ops.contracts import (
     ASR,
     CONTRACTS,
     EMBED,
     EMBED_ZH,
+    FACE_DETECT,
+    FACE_MESH,
     LIPSYNC,
     TTS,
     TTS_ZH,
@@ -101,7 +105,32 @@ def workload(model: str) -> Workload:
     if model in (EMBED.name, EMBED_ZH.name):
         sentences = ENGLISH if model == EMBED.name else MANDARIN + ENGLISH[:2]
         return Workload(contract, [_text(s, "query") for s in sentences])
+    if model in (FACE_DETECT.name, FACE_MESH.name):
+        return Workload(contract, _faces(model))
     raise SystemExit(f"no workload for {model}")
+
+
+def _faces(model: str) -> list[Inputs]:
+    """The astronaut portrait as photo avatar builds send it: whole, mirrored, with a second
+    face, with the mouth covered and a picture without a face, letterboxed for the detector;
+    or her face region (where the detector puts it, and tilted) cut out for the mesh."""
+    astronaut = portraits.astronaut()
+    mirrored = astronaut[:, ::-1].copy()
+    if model == FACE_DETECT.name:
+        pictures = [
+            astronaut,
+            mirrored,
+            portraits.two_faces(),
+            portraits.mouth_covered(),
+            portraits.no_face(),
+        ]
+        return [{"IMAGE": letterbox(p)[0][np.newaxis]} for p in pictures]
+    crops = []
+    for tilt in (0.0, 0.1):
+        for picture, cx, angle in ((astronaut, 225.0, 0.05), (mirrored, 287.0, -0.05)):
+            region = Region(cx=cx, cy=128.0, side=141.0, angle=angle + tilt)
+            crops.append({"IMAGE": region.crop(picture)[0][np.newaxis]})
+    return crops
 
 
 def single_model_repository(model: str, batching: bool, into: Path) -> Path:

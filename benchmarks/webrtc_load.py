@@ -1,6 +1,6 @@
 """Live WebRTC streams under load: N users at once, each an aiortc client on loopback.
 
-    .venv/bin/python -m benchmarks.webrtc_load [--users 1,4,8]
+    .venv/bin/python -m benchmarks.webrtc_load [--users 1,4,8] [--photo]
 
 Starts Triton and the engine (loopback-only ICE). For each N: offer → first video frame,
 sustained frames per second per stream while idle, the engine's CPU per stream (from
@@ -9,7 +9,9 @@ sustained frames per second per stream while idle, the engine's CPU per stream (
 mouth's first opening on the video clock). The first-speech latency is split per stage from
 the engine's structured logs (AI engine, TTS, lip-sync) and per-frame render and VP8 encode
 costs; the server's CPU (engine, and Triton with its model processes) idle and while every
-user's reply plays. Results: benchmarks/results/webrtc_load.{json,md,png}.
+user's reply plays. Results: benchmarks/results/webrtc_load.{json,md,png}; with --photo, every
+user sees a photo avatar made from the astronaut portrait (POST /v1/avatars), results in
+webrtc_load_photo.{json,md,png}.
 """
 
 from __future__ import annotations
@@ -26,16 +28,19 @@ from pathlib import Path
 from typing import Any
 
 import av
+import httpx
 import numpy as np
 from aiortc.codecs.vpx import Vp8Encoder
 from websockets.asyncio.client import connect
 
 from benchmarks.common import RESULTS, ROOT, pyplot
+from benchmarks.harness import portraits
 from benchmarks.harness.client import receive, send
 from benchmarks.harness.processes import EngineProcess, TritonProcess, descendants
-from benchmarks.harness.webrtc_client import LiveClient
-from media.avatar.animator import FaceAnimator
-from media.avatar.registry import load_avatar
+from benchmarks.harness.webrtc_client import LiveClient, mouth_inside
+from media.avatar.animator import animator_for
+from media.avatar.photo.avatar import PhotoAvatar
+from media.avatar.registry import AnyAvatar, load_avatar
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -82,7 +87,11 @@ class ServerCpu:
 
 
 async def one_round(
-    engine: EngineProcess, triton: TritonProcess, users: int, base: int
+    engine: EngineProcess,
+    triton: TritonProcess,
+    users: int,
+    base: int,
+    avatar: AnyAvatar,
 ) -> dict[str, Any]:
     sockets, clients, sessions = [], [], []
     first_frames = []
@@ -91,8 +100,12 @@ async def one_round(
         session = engine.create_session(student_id=student)
         ws = await connect(engine.ws_url(f"user_{student}", session["engine_token"]), max_size=None)
         client = LiveClient()
+        if isinstance(avatar, PhotoAvatar):
+            x, y, w, h = avatar.mouth_box
+            client.mouth_box = (slice(y, y + h), slice(x, x + w))
+            client.mouth_measure = mouth_inside
         started = time.monotonic()
-        await client.connect(ws, student)
+        await client.connect(ws, student, avatar_id=avatar.avatar_id)
         sockets.append(ws)
         clients.append(client)
         sessions.append((student, session["session_id"]))
@@ -134,7 +147,8 @@ async def one_round(
         first_audio.append(loud.arrived - sent)
         video = [r for r in client.video if r.arrived >= sent]
         rest = float(np.median([r.value for r in video[:5]])) if video else 0.0
-        mouth = onset([r.media_s for r in video], [r.value for r in video], rest + 150)
+        rise = 40 if isinstance(avatar, PhotoAvatar) else 150  # dark pixels, or changed ones
+        mouth = onset([r.media_s for r in video], [r.value for r in video], rest + rise)
         if mouth is not None:
             offsets.append(mouth - loud.media_s)
     for client in clients:
@@ -180,11 +194,10 @@ def stage_medians(log: Path, skip_lines: int = 0) -> dict[str, float]:
     }
 
 
-def per_frame_costs() -> dict[str, float]:
-    avatar = load_avatar(ROOT / "avatars" / "avatar_tutor_13")
-    frames = FaceAnimator(avatar).idle(100)
+def per_frame_costs(avatar: AnyAvatar) -> dict[str, float]:
+    frames = animator_for(avatar).idle(100)
     started = time.perf_counter()
-    FaceAnimator(avatar).speak(
+    animator_for(avatar).speak(
         np.random.default_rng(0).dirichlet(np.ones(15), 100).astype(np.float32)
     )
     render = (time.perf_counter() - started) / 100
@@ -239,30 +252,48 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-async def main(users: list[int]) -> None:
+def photo_avatar(engine: EngineProcess) -> PhotoAvatar:
+    """The astronaut portrait, uploaded as a user would (POST /v1/avatars)."""
+    picture = portraits.encoded(portraits.astronaut())
+    response = httpx.post(
+        f"{engine.base_url}/v1/avatars", files={"image": ("astronaut.png", picture)}, timeout=60
+    )
+    response.raise_for_status()
+    return PhotoAvatar.load(engine.workdir / "data" / "avatars" / response.json()["avatar_id"])
+
+
+async def main(users: list[int], photo: bool) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-webrtc-") as tmp:
         triton = TritonProcess(Path(tmp) / "triton").start()
         engine = EngineProcess(
             Path(tmp) / "engine", env={"ENGINE_TRITON_URL": triton.grpc_url}
         ).start()
         try:
+            avatar: AnyAvatar = (
+                photo_avatar(engine) if photo else load_avatar(ROOT / "avatars" / "avatar_tutor_13")
+            )
             rounds = []
             for index, count in enumerate(users):
                 await asyncio.sleep(3.0)  # the last round's peers are gone
                 lines = len(engine.log.read_text().splitlines())
-                row = await one_round(engine, triton, count, base=10_000 * (index + 1))
+                row = await one_round(engine, triton, count, 10_000 * (index + 1), avatar)
                 row["stages_ms"] = stage_medians(engine.log, lines)
                 rounds.append(row)
                 print(json.dumps(rounds[-1]), flush=True)
-            report = {"rounds": rounds, "per_frame_ms": per_frame_costs()}
+            report = {
+                "avatar": "photo (astronaut portrait)" if photo else avatar.avatar_id,
+                "rounds": rounds,
+                "per_frame_ms": per_frame_costs(avatar),
+            }
         finally:
             engine.stop()
             triton.stop()
     print(markdown(report))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "webrtc_load.json").write_text(json.dumps(report, indent=2))
-    (RESULTS / "webrtc_load.md").write_text(markdown(report))
-    plot(report, RESULTS / "webrtc_load.png")
+    name = "webrtc_load_photo" if photo else "webrtc_load"
+    (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=2))
+    (RESULTS / f"{name}.md").write_text(markdown(report))
+    plot(report, RESULTS / f"{name}.png")
 
 
 def plot(report: dict[str, Any], path: Path) -> None:
@@ -298,5 +329,6 @@ def plot(report: dict[str, Any], path: Path) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--users", default="1,4,8")
+    parser.add_argument("--photo", action="store_true", help="a photo avatar, not a drawn one")
     args = parser.parse_args()
-    asyncio.run(main([int(u) for u in args.users.split(",")]))
+    asyncio.run(main([int(u) for u in args.users.split(",")], args.photo))

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Literal
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from media.avatar.registry import Avatar
+from media.avatar.registry import AnyAvatar
 from orchestrator.admission import Admission
 from orchestrator.brain import AIEngineError
 from orchestrator.messages import (
@@ -207,7 +207,7 @@ class Connection:
         self.runtime.sessions.touch(session)
         return session
 
-    def _avatar(self, avatar_id: str | None, session: Session | None) -> Avatar | None:
+    def _avatar(self, avatar_id: str | None, session: Session | None) -> AnyAvatar | None:
         if avatar_id is None:
             return None
         avatar = self.runtime.avatars.get(avatar_id)
@@ -220,7 +220,7 @@ class Connection:
             )
         return avatar
 
-    def _default_avatar(self) -> Avatar:
+    def _default_avatar(self) -> AnyAvatar:
         avatar = self.runtime.avatars.get(self.runtime.settings.default_avatar)
         if avatar is None and self.runtime.avatars.ids:
             avatar = self.runtime.avatars.get(self.runtime.avatars.ids[0])
@@ -309,7 +309,7 @@ class Connection:
 
     # --- signaling -----------------------------------------------------------------
 
-    async def _answer_offer(self, sdp: str, avatar: Avatar) -> None:
+    async def _answer_offer(self, sdp: str, avatar: AnyAvatar) -> None:
         async with self._signaling:
             answer = await self.runtime.peers.answer(self.peer_key, sdp, avatar)
         peer = self.runtime.peers.get(self.peer_key)

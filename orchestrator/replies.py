@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 from media.audio import PLAYBACK_RATE, AudioError, decode_audio, wav_bytes
-from media.avatar.registry import Avatar
+from media.avatar.registry import AnyAvatar
 from media.speech import join_speech
 from orchestrator.asr import SAMPLE_RATE, NoSpeech, SpeechRecognizer
 from orchestrator.conversation import Conversation, joiner
@@ -44,14 +44,16 @@ Reply = TextReply | VideoReply | Transcription
 class ReplyPipelines(Protocol):
     """What a socket asks for; `Connection` routes to it and sends what it yields."""
 
-    def text(self, session: Session, text: str, avatar: Avatar | None) -> AsyncIterator[Reply]: ...
+    def text(
+        self, session: Session, text: str, avatar: AnyAvatar | None
+    ) -> AsyncIterator[Reply]: ...
 
     def audio(
-        self, session: Session, message: AudioMessage, avatar: Avatar | None
+        self, session: Session, message: AudioMessage, avatar: AnyAvatar | None
     ) -> AsyncIterator[Reply]: ...
 
     def live(
-        self, session: Session, text: str, peer: Peer, avatar: Avatar | None
+        self, session: Session, text: str, peer: Peer, avatar: AnyAvatar | None
     ) -> AsyncIterator[Reply]: ...
 
     def audio_live(
@@ -75,7 +77,7 @@ class Replies:
         self.video = video
 
     async def text(
-        self, session: Session, text: str, avatar: Avatar | None
+        self, session: Session, text: str, avatar: AnyAvatar | None
     ) -> AsyncIterator[Reply]:
         """The whole reply in one message: `text` with WAV speech, or `video` with an avatar."""
         tutor = self.conversation.tutor_of(session)
@@ -103,7 +105,7 @@ class Replies:
         yield reply
 
     async def audio(
-        self, session: Session, message: AudioMessage, avatar: Avatar | None
+        self, session: Session, message: AudioMessage, avatar: AnyAvatar | None
     ) -> AsyncIterator[Reply]:
         """What was heard, then the reply to it over the socket."""
         heard = await self.hear(session, message)
@@ -121,7 +123,7 @@ class Replies:
             yield reply
 
     async def live(
-        self, session: Session, text: str, peer: Peer, avatar: Avatar | None
+        self, session: Session, text: str, peer: Peer, avatar: AnyAvatar | None
     ) -> AsyncIterator[Reply]:
         """Speaks the reply on the live tracks sentence by sentence, as each is ready; the
         text follows on the socket. A reply still playing is cut off or waited for, as

@@ -14,6 +14,7 @@ from typing import Any
 
 from aiortc import RTCIceServer
 
+from media.avatar.photo.portrait import Limits
 from media.avatar.registry import AvatarRegistry
 from orchestrator.admission import Admission
 from orchestrator.asr import SpeechGate, SpeechRecognizer
@@ -21,10 +22,12 @@ from orchestrator.brain import EngineRegistry
 from orchestrator.brain.grounded import GroundedTutor
 from orchestrator.connection import OpenSockets
 from orchestrator.conversation import Conversation
+from orchestrator.faces import FaceFinder
 from orchestrator.knowledge.embedder import Embedder
 from orchestrator.knowledge.store import KnowledgeStore
 from orchestrator.lipsync import LipSync
 from orchestrator.metrics import ACTIVE_PEERS, LIVE_RENDER_SECONDS
+from orchestrator.photo_avatars import PhotoAvatars
 from orchestrator.replies import Replies
 from orchestrator.sessions import SessionRegistry
 from orchestrator.settings import Settings
@@ -33,7 +36,7 @@ from orchestrator.triton_client import TritonClient, TritonError
 from orchestrator.tts import TextToSpeech
 from orchestrator.tutors import TutorCatalog
 from orchestrator.video_reply import TalkingVideo
-from triton_ops.contracts import ASR, EMBED, EMBED_ZH, LIPSYNC
+from triton_ops.contracts import ASR, EMBED, EMBED_ZH, FACE_DETECT, FACE_MESH, LIPSYNC
 from triton_ops.server import TritonDistribution, TritonLaunch, TritonSupervisor
 from webrtc.ice import loopback_if_alone, restrict_host_addresses
 from webrtc.peers import PeerObserver, PeerRegistry, PeerSettings
@@ -85,6 +88,7 @@ class Runtime:
     supervisor: TritonSupervisor | None
     replies: Replies
     avatars: AvatarRegistry
+    photo_avatars: PhotoAvatars
     peers: PeerRegistry
     knowledge: KnowledgeStore
     admission: Admission
@@ -116,6 +120,8 @@ class Runtime:
             settings.session_ttl_s, settings.history_max_turns, revoke_for_s=settings.token_ttl_s
         )
         lipsync = LipSync(triton, settings.video_fps, settings.lipsync_source)
+        settings.photo_avatars.mkdir(parents=True, exist_ok=True)
+        avatars = AvatarRegistry.load([settings.avatars_dir], settings.photo_avatars)
         replies = Replies(
             settings,
             Conversation(tutors, engines, TextToSpeech(triton), knowledge, settings.retrieval_k),
@@ -141,7 +147,21 @@ class Runtime:
             replies=replies,
             admission=Admission(settings.max_replies_in_flight),
             knowledge=knowledge,
-            avatars=AvatarRegistry.load([settings.avatars_dir]),
+            avatars=avatars,
+            photo_avatars=PhotoAvatars(
+                settings.photo_avatars,
+                avatars,
+                FaceFinder(triton),
+                Limits(
+                    max_pixels=settings.avatar_max_pixels,
+                    min_eye_distance_px=settings.avatar_min_eye_distance_px,
+                    max_yaw_degrees=settings.avatar_max_yaw_degrees,
+                    max_pitch_degrees=settings.avatar_max_pitch_degrees,
+                ),
+                settings.photo_avatar_size,
+                settings.avatar_builds_at_once,
+                settings.max_photo_avatars,
+            ),
             peers=PeerRegistry(
                 peer_settings(settings), PeerObserver(ACTIVE_PEERS.set, LIVE_RENDER_SECONDS.observe)
             ),
@@ -177,9 +197,11 @@ class Runtime:
 
     @property
     def served_models(self) -> list[str]:
-        """The Triton models this engine needs: speech recognition and its tutors' voices."""
+        """The Triton models this engine needs: speech recognition, lip-sync, embeddings, the
+        face models (photo avatars) and its tutors' voices."""
         voices = {voice.model for voice in self.tutors.voices.values()}
-        return sorted({ASR.name, LIPSYNC.name, EMBED.name, EMBED_ZH.name} | voices)
+        needed = {ASR, LIPSYNC, EMBED, EMBED_ZH, FACE_DETECT, FACE_MESH}
+        return sorted({contract.name for contract in needed} | voices)
 
     async def health(self) -> dict[str, Any]:
         state = await self.triton.health(self.served_models, self.settings.health_probe_timeout_s)
@@ -221,6 +243,7 @@ class Runtime:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.photo_avatars.aclose()
         await self.peers.close_all()
         await self.engines.aclose()
         await self.triton.close()

@@ -101,6 +101,29 @@ class Settings(BaseSettings):
     )
     default_avatar: str = "avatar_tutor_13"
 
+    # Photo avatars (POST /v1/avatars)
+    photo_avatars_dir: Path | None = Field(
+        default=None, description="Where photo avatars are kept; default: data_dir/avatars."
+    )
+    photo_avatar_size: tuple[int, int] = Field(
+        default=(512, 512), description="Width, height of a photo avatar's video."
+    )
+    avatar_max_upload_bytes: int = Field(default=15 * 1024 * 1024, ge=1024)
+    avatar_max_pixels: int = Field(default=40_000_000, ge=10_000)
+    avatar_min_eye_distance_px: float = Field(
+        default=28.0, gt=0, description="Smaller faces (in the uploaded picture) are refused."
+    )
+    avatar_max_yaw_degrees: float = Field(default=30.0, gt=0, le=90)
+    avatar_max_pitch_degrees: float = Field(default=25.0, gt=0, le=90)
+    avatar_build_wait_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="POST /v1/avatars answers when the build ends (201, or its 4xx) if it ends "
+        "within this; else 202 while it builds.",
+    )
+    avatar_builds_at_once: int = Field(default=2, ge=1)
+    max_photo_avatars: int = Field(default=200, ge=0)
+
     # Triton
     triton_url: str | None = Field(
         default=None,
@@ -184,6 +207,10 @@ class Settings(BaseSettings):
         if self.video_width is None or self.video_height is None:
             return None
         return (self.video_width - self.video_width % 2, self.video_height - self.video_height % 2)
+
+    @property
+    def photo_avatars(self) -> Path:
+        return self.photo_avatars_dir or self.data_dir / "avatars"
 
     @property
     def embedded_triton(self) -> bool:

@@ -12,8 +12,8 @@ import logging
 
 import numpy as np
 
-from media.avatar.animator import FaceAnimator, Frames
-from media.avatar.registry import Avatar
+from media.avatar.animator import Frames, animator_for
+from media.avatar.registry import AnyAvatar
 from media.avatar.visemes import Weights, fit_frames
 from media.mp4 import encode_mp4
 from media.speech import Speech, join_speech
@@ -49,13 +49,13 @@ class TalkingVideo:
         return np.concatenate(fitted)
 
     async def mp4(
-        self, avatar: Avatar, speeches: list[Speech], language: str | None, session_id: str
+        self, avatar: AnyAvatar, speeches: list[Speech], language: str | None, session_id: str
     ) -> tuple[bytes, Speech]:
         """An MP4 of `avatar` saying `speeches`, and the joined speech it carries."""
         weights = await self.weights(speeches, language, session_id)
         speech = join_speech(speeches)
         with timed("render", log, session_id=session_id, frames=len(weights)):
-            frames: Frames = await asyncio.to_thread(FaceAnimator(avatar, self.fps).speak, weights)
+            frames: Frames = await asyncio.to_thread(animator_for(avatar, self.fps).speak, weights)
         with timed("encode", log, session_id=session_id, frames=len(frames)):
             mp4 = await asyncio.to_thread(
                 encode_mp4, frames, speech.pcm, speech.sample_rate, self.fps, self.size, self.crf

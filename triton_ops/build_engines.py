@@ -1,9 +1,9 @@
 """Builds TensorRT plans from the exported ONNX graphs, and checks them against ONNX Runtime.
 
-Covers the graphs TensorRT can take: Whisper's encoder and decoder, the lip-sync network and
-MiniLM. The two voices are not: their graphs sample noise and expand phoneme durations into
-data-dependent lengths, which nobody has checked through TensorRT here (no GPU); they run on
-onnxruntime-gpu's CUDA provider instead (their configs/gpu.pbtxt).
+Covers the graphs TensorRT can take: Whisper's encoder and decoder, the lip-sync network,
+MiniLM and the two face graphs. The two voices are not: their graphs sample noise and expand
+phoneme durations into data-dependent lengths, which nobody has checked through TensorRT here
+(no GPU); they run on onnxruntime-gpu's CUDA provider instead (their configs/gpu.pbtxt).
 
     python -m triton_ops.build_engines [--fp32] [--check] [models…]
 
@@ -141,10 +141,32 @@ def embed_specs(repository: Path = REPOSITORY) -> list[EngineSpec]:
     ]
 
 
+def face_specs(repository: Path = REPOSITORY) -> list[EngineSpec]:
+    specs = []
+    for model, onnx, name, size in (
+        ("face_detect", "face_detector.onnx", "input", 128),
+        ("face_mesh", "face_mesh.onnx", "input_1", 192),
+    ):
+        batch = max_batch(model, repository)
+
+        def sample(name: str = name, size: int = size) -> dict[str, npt.NDArray[Any]]:
+            pictures = np.random.default_rng(0).uniform(0, 1, size=(2, size, size, 3))
+            return {name: pictures.astype(np.float32)}
+
+        shape = (size, size, 3)
+        profile = Profile((1, *shape), (max(1, batch // 2), *shape), (batch, *shape))
+        specs.append(
+            EngineSpec(model, onnx, onnx.replace(".onnx", ".plan"), {name: profile}, sample)
+        )
+    return specs
+
+
 SPECS: dict[str, Callable[[Path], list[EngineSpec]]] = {
     "asr": whisper_specs,
     "lipsync": lipsync_specs,
     "embed": embed_specs,
+    "face_detect": lambda repository: face_specs(repository)[:1],
+    "face_mesh": lambda repository: face_specs(repository)[1:],
 }
 
 

@@ -85,12 +85,13 @@ def build_python() -> Path:
     return python
 
 
-def in_build_env(module: str) -> Callable[[Path], None]:
-    """A build that runs `python -m <module> --out <model>/1` in the build environment: the
-    exports and training that need torch or TensorFlow, each checking its own result."""
+def in_build_env(module: str, *arguments: str) -> Callable[[Path], None]:
+    """A build that runs `python -m <module> [arguments] --out <model>/1` in the build
+    environment: the exports and training that need torch or TensorFlow, each checking its own
+    result."""
 
     def build(folder: Path) -> None:
-        command = [str(build_python()), "-m", module, "--out", str(folder / "1")]
+        command = [str(build_python()), "-m", module, *arguments, "--out", str(folder / "1")]
         subprocess.run(command, cwd=ROOT, check=True)
 
     return build
@@ -174,6 +175,20 @@ def builds() -> list[ModelBuild]:
                 REPOSITORY / "graph_runners.py",
             ),
             build=in_build_env("triton_ops.lipsync.train"),
+        ),
+        *(
+            ModelBuild(
+                model=model,
+                outputs=(f"1/{graph_file}", "1/export_report.json"),
+                source=_files_source(
+                    BUILD_REQUIREMENTS, *sorted((ROOT / "triton_ops" / "faces").glob("*.py"))
+                ),
+                build=in_build_env("triton_ops.faces.export", "--graph", graph),
+            )
+            for model, graph, graph_file in (
+                ("face_detect", "detector", "face_detector.onnx"),
+                ("face_mesh", "mesh", "face_mesh.onnx"),
+            )
         ),
     ]
 

@@ -19,6 +19,7 @@ NUMPY_DTYPES: dict[str, npt.DTypeLike] = {
     "INT32": np.int32,
     "INT64": np.int64,
     "BOOL": np.bool_,
+    "UINT8": np.uint8,
 }
 
 
@@ -113,6 +114,25 @@ def embed_contract(model_name: str) -> ModelContract:
 
 EMBED_ZH = embed_contract("embed_zh")  # multilingual (Mandarin)
 
+# Face detection (photo avatars): one RGB picture letterboxed to 128 × 128 in; its faces out,
+# best first, one row each: score, box (xmin, ymin, xmax, ymax) and six keypoints (x, y: the
+# subject's right eye, left eye, nose tip, mouth centre, right ear, left ear), all as fractions
+# of the picture.
+FACE_DETECT = ModelContract(
+    name="face_detect",
+    inputs=(TensorSpec("IMAGE", "UINT8", (128, 128, 3)),),
+    outputs=(TensorSpec("FACES", "FP32", (-1, 17)),),
+)
+
+# Face landmarks (photo avatars): one RGB face crop, 192 × 192, in; MediaPipe's 468 face-mesh
+# points (x, y, z as fractions of the crop) and the confidence that the crop holds a face out.
+FACE_MESH = ModelContract(
+    name="face_mesh",
+    inputs=(TensorSpec("IMAGE", "UINT8", (192, 192, 3)),),
+    outputs=(TensorSpec("LANDMARKS", "FP32", (468, 3)), TensorSpec("PRESENCE", "FP32", (1,))),
+)
+
 CONTRACTS: dict[str, ModelContract] = {
-    contract.name: contract for contract in (TTS, TTS_ZH, ASR, LIPSYNC, EMBED, EMBED_ZH)
+    contract.name: contract
+    for contract in (TTS, TTS_ZH, ASR, LIPSYNC, EMBED, EMBED_ZH, FACE_DETECT, FACE_MESH)
 }

@@ -15,7 +15,7 @@ from typing import Any
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.sdp import candidate_from_sdp
 
-from media.avatar.registry import Avatar
+from media.avatar.registry import AnyAvatar
 from webrtc.ice import acceptable, filter_sdp
 from webrtc.sdp import SdpError, check_candidate, check_offer
 from webrtc.stream import AvatarStream
@@ -98,7 +98,7 @@ class PeerRegistry:
     def get(self, key: str) -> Peer | None:
         return self._peers.get(key)
 
-    async def answer(self, key: str, offer_sdp: str, avatar: Avatar) -> str:
+    async def answer(self, key: str, offer_sdp: str, avatar: AnyAvatar) -> str:
         """A new peer for `key` from the browser's offer (replacing any old one): the answer.
         An offer that cannot be used leaves the old peer as it was."""
         try:

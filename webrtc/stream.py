@@ -20,8 +20,8 @@ import numpy as np
 import numpy.typing as npt
 
 from media.audio import PLAYBACK_RATE, resample, to_int16
-from media.avatar.animator import FaceAnimator, Frames
-from media.avatar.registry import Avatar
+from media.avatar.animator import Frames, animator_for
+from media.avatar.registry import AnyAvatar
 from media.avatar.visemes import Weights, fit_frames, silence
 
 AUDIO_FRAME = PLAYBACK_RATE // 50  # 20 ms per audio packet
@@ -51,7 +51,7 @@ class Utterance:
 class AvatarStream:
     def __init__(
         self,
-        avatar: Avatar,
+        avatar: AnyAvatar,
         fps: int = 25,
         on_render: Callable[[float], None] | None = None,
     ) -> None:
@@ -61,7 +61,7 @@ class AvatarStream:
         self.fps = fps
         self.frame_samples = PLAYBACK_RATE // fps
         self.avatar = avatar
-        self._animator = FaceAnimator(avatar, fps)
+        self._animator = animator_for(avatar, fps)
         self._started: float | None = None
         self._queue: deque[Utterance] = deque()
         self._rendered: deque[tuple[int, Frames]] = deque()
@@ -122,12 +122,12 @@ class AvatarStream:
         self._rendered.clear()
         return len(cut)
 
-    def switch(self, avatar: Avatar) -> None:
+    def switch(self, avatar: AnyAvatar) -> None:
         if avatar is self.avatar:
             return
         frame = self._animator.frame
         self.avatar = avatar
-        self._animator = FaceAnimator(avatar, self.fps)
+        self._animator = animator_for(avatar, self.fps)
         self._animator.frame = frame
         self._rendered.clear()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,6 +32,9 @@ class Received:
 @dataclass
 class LiveClient:
     mouth_box: tuple[slice, slice] = (slice(278, 346), slice(196, 316))
+    mouth_measure: Callable[[npt.NDArray[np.uint8], tuple[slice, slice]], float] = field(
+        default=lambda rgb, box: mouth_area(rgb, box)
+    )
     audio: list[Received] = field(default_factory=list)
     video: list[Received] = field(default_factory=list)
     video_frames: int = 0  # every frame received, also those forgotten
@@ -74,7 +78,7 @@ class LiveClient:
                     rgb24 = self._rgb.reformat(frame, format="rgb24", threads=1)
                     rgb = np.asarray(rgb24.to_ndarray(), dtype=np.uint8)
                     self.video.append(
-                        Received(now, media_s, mouth_area(rgb, self.mouth_box), corner(rgb))
+                        Received(now, media_s, self.mouth_measure(rgb, self.mouth_box), corner(rgb))
                     )
 
     def forget_before(self, moment: float) -> None:
@@ -95,6 +99,12 @@ class LiveClient:
             task.cancel()
         if self.pc is not None:
             await self.pc.close()
+
+
+def mouth_inside(rgb: npt.NDArray[np.uint8], box: tuple[slice, slice]) -> float:
+    """Dark pixels in the box: the open mouth's inside. For photo avatars, whose lips, skin
+    and (in a smiling photo) teeth all differ from each other at rest."""
+    return float((rgb[box].max(axis=2) < 70).sum())
 
 
 def mouth_area(rgb: npt.NDArray[np.uint8], box: tuple[slice, slice]) -> float:

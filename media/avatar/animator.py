@@ -1,18 +1,25 @@
 """Viseme weights → video frames, for one avatar, on a clock that never restarts.
 
-A `FaceAnimator` is a streaming stage: each call renders the next frames (speaking or idle)
-and keeps the blink schedule, head motion and mouth smoothing continuous across calls, so a
-live stream can feed it sentence by sentence. Mouths are blended from the viseme sprites in
-one matrix product per chunk; everything else is numpy slicing.
+An `Animator` is a streaming stage: each call renders the next frames (speaking or idle) and
+keeps the blink schedule, head motion and mouth smoothing continuous across calls, so a live
+stream can feed it sentence by sentence. What the frames look like is the subclass's:
+`FaceAnimator` for drawn avatars (mouths blended from the viseme sprites in one matrix product
+per chunk, everything else numpy slicing), `PhotoAnimator` (media/avatar/photo/) for photos.
 """
 
 from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from media.avatar.registry import Avatar, Layer
 from media.avatar.visemes import VISEMES, Weights, openness, silence
+
+if TYPE_CHECKING:
+    from media.avatar.photo.avatar import PhotoAvatar
 
 Frames = npt.NDArray[np.uint8]  # [T, H, W, 3]
 
@@ -21,20 +28,26 @@ SHARPNESS = 3.0
 _CHUNK = 32  # frames whose sprites are blended at once
 
 
-class FaceAnimator:
-    def __init__(self, avatar: Avatar, fps: int = 25, smoothing: float = 0.5) -> None:
-        self.avatar = avatar
+class Animator(ABC):
+    def __init__(
+        self,
+        width: int,
+        height: int,
+        fps: int,
+        smoothing: float,
+        seed: int,
+        blink_interval_s: tuple[float, float],
+    ) -> None:
+        self.width, self.height = width, height
         self.fps = fps
         self.smoothing = smoothing  # share of each mouth taken from its neighbours (coarticulation)
         self.frame = 0  # index of the next frame on this animator's clock
         self._last = silence(1)[0]
-        rng = np.random.default_rng(avatar.motion.seed)
+        rng = np.random.default_rng(seed)
         self._phase = rng.uniform(0, 2 * np.pi, size=2)
-        low, high = avatar.motion.blink_interval_s
+        low, high = blink_interval_s
         gaps = rng.uniform(low, high, size=4096) * fps
         self._blinks = np.cumsum(gaps).astype(np.int64)  # blink start frames
-        self._mouths = avatar.mouths.reshape(len(VISEMES), -1)
-        self._stills: dict[tuple[int, int], Frames] = {}
 
     def idle(self, count: int) -> Frames:
         return self.speak(silence(count))
@@ -42,7 +55,7 @@ class FaceAnimator:
     def speak(self, weights: Weights) -> Frames:
         """The next len(weights) frames, the mouth following `weights` (one row a frame)."""
         mouth = self._smooth(np.asarray(weights, dtype=np.float32))
-        frames = np.empty((len(mouth), self.avatar.height, self.avatar.width, 3), dtype=np.uint8)
+        frames = np.empty((len(mouth), self.height, self.width, 3), dtype=np.uint8)
         for start in range(0, len(mouth), _CHUNK):
             stop = min(start + _CHUNK, len(mouth))
             frames[start:stop] = self._compose(
@@ -50,6 +63,10 @@ class FaceAnimator:
             )
         self.frame += len(mouth)
         return frames
+
+    @abstractmethod
+    def _compose(self, mouth: Weights, frames: npt.NDArray[np.int64]) -> Frames:
+        """Frames `frames` of the clock, each with its (smoothed) mouth."""
 
     def _smooth(self, weights: Weights) -> Weights:
         """One mouth dominates each frame (a blend of many sprites would ghost), and each
@@ -74,13 +91,34 @@ class FaceAnimator:
         closed[inside] = _BLINK[since[inside]]
         return closed
 
+    def _wave(
+        self, frames: npt.NDArray[np.int64], period_s: float, phase: int
+    ) -> npt.NDArray[np.float64]:
+        """A slow sine on this animator's clock: idle head motion."""
+        result: npt.NDArray[np.float64] = np.sin(
+            2 * np.pi * frames / self.fps / period_s + self._phase[phase]
+        )
+        return result
+
+
+class FaceAnimator(Animator):
+    """A drawn avatar (media/avatar/draw.py): sprites over layers."""
+
+    def __init__(self, avatar: Avatar, fps: int = 25, smoothing: float = 0.5) -> None:
+        motion = avatar.motion
+        super().__init__(
+            avatar.width, avatar.height, fps, smoothing, motion.seed, motion.blink_interval_s
+        )
+        self.avatar = avatar
+        self._mouths = avatar.mouths.reshape(len(VISEMES), -1)
+        self._stills: dict[tuple[int, int], Frames] = {}
+
     def _offsets(
         self, frames: npt.NDArray[np.int64], open_: npt.NDArray[np.float32]
     ) -> npt.NDArray[np.int64]:
         motion = self.avatar.motion
-        t = frames / self.fps
-        dx = motion.sway_px * np.sin(2 * np.pi * t / 6.3 + self._phase[0])
-        dy = motion.bob_px * np.sin(2 * np.pi * t / 3.9 + self._phase[1]) + motion.nod_px * open_
+        dx = motion.sway_px * self._wave(frames, 6.3, 0)
+        dy = motion.bob_px * self._wave(frames, 3.9, 1) + motion.nod_px * open_
         offsets: npt.NDArray[np.int64] = np.round(np.stack([dx, dy], axis=1)).astype(np.int64)
         return offsets
 
@@ -130,3 +168,12 @@ def _place(canvas: npt.NDArray[np.float32], layer: Layer, dx: int, dy: int) -> N
     dst = canvas[max(0, dy) : max(0, dy) + src.shape[0], max(0, dx) : max(0, dx) + src.shape[1]]
     dst *= 1 - src[..., 3:4]
     dst += src[..., :3]
+
+
+def animator_for(avatar: Avatar | PhotoAvatar, fps: int = 25) -> Animator:
+    """The animator that draws this kind of avatar."""
+    if isinstance(avatar, Avatar):
+        return FaceAnimator(avatar, fps)
+    from media.avatar.photo.animator import PhotoAnimator
+
+    return PhotoAnimator(avatar, fps)

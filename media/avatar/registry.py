@@ -1,4 +1,5 @@
-"""Avatars on disk (the folder format in avatars/README.md), loaded once at start-up."""
+"""Avatars on disk, loaded at start-up: drawn ones (the folder format in avatars/README.md) and
+photo ones (media/avatar/photo/avatar.py), which the engine also adds and removes while it runs."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import numpy.typing as npt
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from media.avatar.photo.avatar import RECORD, PhotoAvatar
 from media.avatar.visemes import VISEMES
 
 log = logging.getLogger(__name__)
@@ -128,14 +130,18 @@ def load_avatar(folder: Path) -> Avatar:
     )
 
 
+AnyAvatar = Avatar | PhotoAvatar
+
+
 class AvatarRegistry:
-    def __init__(self, avatars: dict[str, Avatar]) -> None:
+    def __init__(self, avatars: dict[str, AnyAvatar]) -> None:
         self._avatars = avatars
 
     @classmethod
-    def load(cls, folders: list[Path]) -> AvatarRegistry:
-        """Every `<folder>/<avatar_id>/avatar.toml`; a broken avatar is logged and skipped."""
-        avatars: dict[str, Avatar] = {}
+    def load(cls, folders: list[Path], photos: Path | None = None) -> AvatarRegistry:
+        """Every `<folder>/<avatar_id>/avatar.toml`, and every `<photos>/<avatar_id>/` photo
+        avatar; a broken avatar is logged and skipped."""
+        avatars: dict[str, AnyAvatar] = {}
         for root in folders:
             for folder in sorted(p.parent for p in root.glob("*/avatar.toml")):
                 try:
@@ -144,6 +150,15 @@ class AvatarRegistry:
                     log.error(
                         "avatar skipped", extra={"avatar_id": folder.name, "error": str(error)}
                     )
+        if photos is not None:
+            for folder in sorted(p.parent for p in photos.glob(f"*/{RECORD}")):
+                try:
+                    avatars[folder.name] = PhotoAvatar.load(folder)
+                except (OSError, ValueError, KeyError) as error:
+                    log.error(
+                        "photo avatar skipped",
+                        extra={"avatar_id": folder.name, "error": str(error)},
+                    )
         log.info("avatars loaded", extra={"avatars": sorted(avatars)})
         return cls(avatars)
 
@@ -151,8 +166,14 @@ class AvatarRegistry:
     def ids(self) -> list[str]:
         return sorted(self._avatars)
 
-    def get(self, avatar_id: str) -> Avatar | None:
+    def get(self, avatar_id: str) -> AnyAvatar | None:
         return self._avatars.get(avatar_id)
+
+    def add(self, avatar: AnyAvatar) -> None:
+        self._avatars[avatar.avatar_id] = avatar
+
+    def remove(self, avatar_id: str) -> AnyAvatar | None:
+        return self._avatars.pop(avatar_id, None)
 
     def __len__(self) -> int:
         return len(self._avatars)

@@ -23,6 +23,8 @@ def test_health_reports_triton_and_its_models(engine: EngineProcess) -> None:
         "asr": True,
         "embed": True,
         "embed_zh": True,
+        "face_detect": True,
+        "face_mesh": True,
         "lipsync": True,
         "tts": True,
         "tts_zh": True,

@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 from playwright.async_api import async_playwright
 
+from benchmarks.harness import portraits
 from benchmarks.harness.processes import EngineProcess
 from benchmarks.harness.speech import piper_speech, silence
 from media.audio import resample, to_int16
+from media.avatar.photo.avatar import PhotoAvatar
 from tests.support.browser import FLAGS, chromium_path
 
 pytestmark = pytest.mark.serving
@@ -33,13 +35,18 @@ STATS = """async () => {
   return out;
 }"""
 
-# How much mouth shows: pixels near the mouth that differ from the skin at the box's edges.
-MOUTH = """() => {
-  const v = document.getElementById('avatar');
+# The video element's current picture, 512 × 512, as RGBA bytes.
+PICTURE = """const v = document.getElementById('avatar');
   const c = document.createElement('canvas');
   c.width = 512; c.height = 512;
   const g = c.getContext('2d');
-  g.drawImage(v, 0, 0, 512, 512);
+  g.drawImage(v, 0, 0, 512, 512);"""
+
+# How much mouth shows: pixels near the mouth that differ from the skin at the box's edges.
+MOUTH = (
+    "() => {"
+    + PICTURE
+    + """
   const px = g.getImageData(196, 278, 120, 68).data;
   const at = (x, y) => [0, 1, 2].map((k) => px[(y * 120 + x) * 4 + k]);
   const skin = at(2, 2);
@@ -50,6 +57,7 @@ MOUTH = """() => {
   }
   return area;
 }"""
+)
 
 
 def fake_microphone(path: Path) -> Path:
@@ -124,3 +132,73 @@ async def test_the_demo_page_talks_live_in_chromium(engine: EngineProcess, tmp_p
             timeout=30000,
         )
         await browser.close()
+
+
+DARK_IN_BOX = (
+    "([x, y, w, h]) => {"
+    + PICTURE
+    + """
+  const px = g.getImageData(x, y, w, h).data;
+  let dark = 0;
+  for (let i = 0; i < px.length; i += 4) dark += Math.max(px[i], px[i + 1], px[i + 2]) < 70;
+  return dark;
+}"""
+)
+
+FRAME = "() => {" + PICTURE + "return Array.from(g.getImageData(0, 0, 512, 512).data);}"
+
+
+async def test_the_demo_page_makes_a_photo_avatar_and_it_talks(
+    engine: EngineProcess, tmp_path: Path
+) -> None:
+    portrait_file = tmp_path / "astronaut.png"
+    portrait_file.write_bytes(portraits.encoded(portraits.astronaut()))
+    ARTIFACTS.mkdir(exist_ok=True)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=chromium_path(), args=FLAGS)
+        context = await browser.new_context(viewport={"width": 1100, "height": 900})
+        # loopback ICE candidates need these permissions
+        await context.grant_permissions(["camera", "microphone"], origin=engine.base_url)
+        page = await context.new_page()
+        await page.goto(engine.base_url + "/demo")
+        await page.wait_for_function("document.querySelectorAll('#tutor option').length > 0")
+        await page.set_input_files("#photo", str(portrait_file))
+        await page.fill("#photoname", "Commander")
+        await page.click("#upload")
+        await page.wait_for_function(
+            "document.getElementById('uploadstatus').textContent.startsWith('Ready')",
+            timeout=60000,
+        )
+        avatar_id = await page.eval_on_selector("#avatarpick", "s => s.value")
+        assert avatar_id.startswith("photo_")
+        avatar = PhotoAvatar.load(engine.workdir / "data" / "avatars" / avatar_id)
+        await page.fill("#student", "951")
+        await page.click("#start")
+        await page.wait_for_function(
+            "document.getElementById('avatar').currentTime > 1", timeout=15000
+        )
+        shown = np.array(await page.evaluate(FRAME), dtype=np.uint8).reshape(512, 512, 4)[..., :3]
+        assert np.abs(shown.astype(int) - avatar.portrait).mean() < 12  # the photo, not a cartoon
+        box = list(avatar.mouth_box)
+        idle = await sample_with(page, DARK_IN_BOX, box, 10)
+        await page.fill("#text", "What is a volcano?")
+        await page.click("#send")
+        await page.wait_for_function(
+            "document.querySelector('#log .assistant') !== null", timeout=30000
+        )
+        talking = await sample_with(page, DARK_IN_BOX, box, 25)
+        await page.evaluate("window.scrollTo(0, 0)")
+        await page.screenshot(path=str(ARTIFACTS / "webrtc-demo-photo.png"))
+        await browser.close()
+    assert max(talking) > max(idle) + 50 and np.std(talking) > 3 * np.std(idle) + 10, (
+        idle,
+        talking,
+    )
+
+
+async def sample_with(page, script: str, argument: object, count: int) -> list[float]:  # type: ignore[no-untyped-def]
+    values = []
+    for _ in range(count):
+        values.append(await page.evaluate(script, argument))
+        await asyncio.sleep(0.12)
+    return values

@@ -9,14 +9,17 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 import numpy as np
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
+from benchmarks.harness import portraits
 from benchmarks.harness.client import ask, receive, send
 from benchmarks.harness.processes import EngineProcess
 from benchmarks.harness.speech import encode, piper_speech
-from benchmarks.harness.webrtc_client import LiveClient, Received
+from benchmarks.harness.webrtc_client import LiveClient, Received, mouth_inside
+from media.avatar.photo.avatar import PhotoAvatar
 from media.avatar.registry import load_avatar
 from tests.support.metrics import grew, scrape
 from tests.webrtc.conftest import AVATARS
@@ -26,13 +29,18 @@ pytestmark = pytest.mark.serving
 
 @asynccontextmanager
 async def live(
-    engine: EngineProcess, student: int, avatar: str = "avatar_tutor_13"
+    engine: EngineProcess,
+    student: int,
+    avatar: str = "avatar_tutor_13",
+    mouth_box: tuple[slice, slice] | None = None,
 ) -> AsyncIterator[tuple[ClientConnection, LiveClient, str]]:
     session = engine.create_session(student_id=student)
     async with connect(
         engine.ws_url(f"user_{student}", session["engine_token"]), max_size=None
     ) as ws:
         client = LiveClient()
+        if mouth_box is not None:
+            client.mouth_box, client.mouth_measure = mouth_box, mouth_inside
         await client.connect(ws, student, avatar_id=avatar)
         try:
             yield ws, client, session["session_id"]
@@ -97,29 +105,67 @@ async def test_a_live_reply_is_spoken_with_lips_in_sync(engine: EngineProcess) -
         assert grew(before, after, "tutor_engine_replies_total", kind="webrtc") == 1
         assert grew(before, after, "tutor_engine_live_render_seconds_count") > 25
 
-        # A/V sync on the media clock: mouth area per video frame against loudness per frame
-        start = speaking(client, sent)[0].media_s - 0.5
-        video = [r for r in client.video if r.media_s >= start]
-        audio = [r for r in client.audio if r.media_s >= start]
-        frames = len(video)
-        loud = np.zeros(frames)
-        for r in audio:
-            index = int((r.media_s - video[0].media_s) * 25)
-            if 0 <= index < frames:
-                loud[index] = max(loud[index], r.value)
-        mouth = np.array([r.value for r in video])
+        assert_lips_in_sync(client, sent)
 
-        def correlation(lag: int) -> float:
-            a = mouth[max(lag, 0) : frames + min(lag, 0)]
-            b = loud[max(-lag, 0) : frames + min(-lag, 0)]
-            return float(np.corrcoef(a, b)[0, 1])
 
-        best = max(range(-4, 5), key=correlation)
-        assert abs(best) <= 1 and correlation(best) > 0.3, {
-            lag: round(correlation(lag), 2) for lag in range(-4, 5)
-        }
-        quiet, talking = mouth[loud < 0.002], mouth[loud > 0.05]
-        assert talking.mean() > 1.5 * quiet.mean()  # moves while speaking, rests after
+def assert_lips_in_sync(client: LiveClient, sent: float) -> None:
+    """A/V sync on the media clock: mouth area per video frame against loudness per frame;
+    the mouth follows the sound within a frame, and rests after."""
+    start = speaking(client, sent)[0].media_s - 0.5
+    video = [r for r in client.video if r.media_s >= start]
+    audio = [r for r in client.audio if r.media_s >= start]
+    frames = len(video)
+    loud = np.zeros(frames)
+    for r in audio:
+        index = int((r.media_s - video[0].media_s) * 25)
+        if 0 <= index < frames:
+            loud[index] = max(loud[index], r.value)
+    mouth = np.array([r.value for r in video])
+
+    def correlation(lag: int) -> float:
+        a = mouth[max(lag, 0) : frames + min(lag, 0)]
+        b = loud[max(-lag, 0) : frames + min(-lag, 0)]
+        return float(np.corrcoef(a, b)[0, 1])
+
+    best = max(range(-4, 5), key=correlation)
+    assert abs(best) <= 1 and correlation(best) > 0.3, {
+        lag: round(correlation(lag), 2) for lag in range(-4, 5)
+    }
+    quiet, talking = mouth[loud < 0.002], mouth[loud > 0.05]
+    assert talking.mean() > 1.5 * quiet.mean()  # moves while speaking, rests after
+
+
+async def test_a_photo_avatar_talks_live_with_lips_in_sync(engine: EngineProcess) -> None:
+    picture = portraits.encoded(portraits.astronaut())
+    made = httpx.post(
+        f"{engine.base_url}/v1/avatars", files={"image": ("a.png", picture)}, timeout=60
+    )
+    assert made.status_code == 201, made.text
+    avatar = PhotoAvatar.load(engine.workdir / "data" / "avatars" / made.json()["avatar_id"])
+    x, y, w, h = avatar.mouth_box
+    async with live(engine, 708, avatar.avatar_id, (slice(y, y + h), slice(x, x + w))) as (
+        ws,
+        client,
+        session_id,
+    ):
+        await until(lambda: len(client.video) > 10, 10, "streaming video")
+        sent = time.monotonic()
+        reply = await ask(
+            ws,
+            type="text_webrtc",
+            content="What is a magnet?",
+            user_id=708,
+            engine_session_id=session_id,
+        )
+        assert reply["type"] == "text" and reply["delivery"] == "webrtc"
+        await until(lambda: speaking(client, sent), 10, "speaking")
+        await until(
+            lambda: client.audio[-1].arrived - speaking(client, sent)[-1].arrived > 1.0, 30, "done"
+        )
+        during = [r for r in client.video if r.arrived >= sent]
+        rate = (len(during) - 1) / (during[-1].arrived - during[0].arrived)
+        assert rate > 20, rate
+        assert_lips_in_sync(client, sent)
 
 
 async def test_barge_in_stops_the_tutor_within_200_ms(engine: EngineProcess) -> None:

@@ -1,0 +1,1 @@
+"""Photo avatars: a real face from one portrait, animated by warping it per viseme."""

@@ -1,0 +1,159 @@
+"""A photo avatar's frames: per frame, one blend of the rig's fields, one `cv2.remap` of the
+face's region, the mouth's inside painted where the lips part, the eyelids closed by a patch of
+the photo's own lid skin during blinks. Everything outside the region is the photo itself.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from media.avatar.animator import Animator, Frames
+from media.avatar.photo import mesh
+from media.avatar.photo.avatar import PhotoAvatar
+from media.avatar.visemes import INDEX, Weights
+
+cv2.setNumThreads(1)  # streams are the parallelism: OpenCV's own threads would fight them
+SWAY = 0.9  # rig units (degrees of head roll)
+BREATH = 1.0  # rig units
+_INNER = np.array(mesh.UPPER_LIP_INNER + mesh.LOWER_LIP_INNER[::-1][1:-1])
+_FF = INDEX["FF"]
+
+
+class PhotoAnimator(Animator):
+    def __init__(self, avatar: PhotoAvatar, fps: int = 25, smoothing: float = 0.5) -> None:
+        super().__init__(avatar.width, avatar.height, fps, smoothing, avatar.seed, (2.5, 6.0))
+        self.avatar = avatar
+        rig = avatar.rig
+        x0, y0, x1, y1 = rig.box
+        self._box = (slice(y0, y1), slice(x0, x1))
+        count = len(rig.upper)
+        self._upper = rig.upper.reshape(count, -1)
+        self._lower = rig.lower.reshape(count, -1)
+        self._half = rig.upper.shape[1:3]
+        self._moves = rig.moves.reshape(count, -1)
+        self._idle = rig.idle.reshape(len(rig.idle), -1)
+        self._idle_moves = rig.idle_moves.reshape(len(rig.idle), -1)
+        gy, gx = np.mgrid[y0:y1, x0:x1]
+        self._grid = np.stack([gx, gy], axis=-1).astype(np.float32)
+        self._origin = np.array([x0, y0], dtype=np.float32)
+        self._points = avatar.points[:, :2].astype(np.float32)
+
+    def _compose(self, mouth: Weights, frames: npt.NDArray[np.int64]) -> Frames:
+        look = self.avatar.look
+        lids = self._eyelids(frames)
+        idle = np.stack(
+            [SWAY * self._wave(frames, 6.3, 0), BREATH * self._wave(frames, 3.9, 1), lids], axis=1
+        )
+        idle = idle.astype(np.float32)
+        h, w = self._half
+        uppers = (mouth @ self._upper).reshape(len(frames), h, w, 2)
+        lowers = (mouth @ self._lower).reshape(len(frames), h, w, 2)
+        idles = (idle @ self._idle).reshape(len(frames), h, w, 2)
+        points = (
+            self._points
+            + (mouth @ self._moves).reshape(len(frames), -1, 2)
+            + (idle @ self._idle_moves).reshape(len(frames), -1, 2)
+        )
+        out = np.empty((len(frames), self.height, self.width, 3), dtype=np.uint8)
+        out[:] = self.avatar.portrait
+        for i in range(len(frames)):
+            seam = self._below_seam(points[i])
+            field = np.where(seam[..., None], lowers[i], uppers[i]) + idles[i]
+            full = cv2.resize(
+                field, (self._grid.shape[1], self._grid.shape[0]), interpolation=cv2.INTER_LINEAR
+            )
+            at = self._grid + full
+            face = np.asarray(
+                cv2.remap(
+                    self.avatar.portrait,
+                    at[..., 0],
+                    at[..., 1],
+                    cv2.INTER_LINEAR,
+                    borderMode=cv2.BORDER_REFLECT,
+                ),
+                np.uint8,
+            )
+            self._paint_mouth(face, points[i] - self._origin, float(mouth[i, _FF]))
+            if lids[i] > 0.3:
+                look.close_eyes(face, float(lids[i]))
+            out[i][self._box] = face
+        return out
+
+    def _below_seam(self, points: npt.NDArray[np.float32]) -> npt.NDArray[np.bool_]:
+        """Half-resolution mask of the pixels the lower layer (lower lip, jaw) draws."""
+        h, w = self._half
+        seam = (points[mesh.UPPER_LIP_INNER] - self._origin) / 2
+        first, last = seam[0], seam[-1]
+        polygon = np.concatenate(
+            [[[-1, first[1]]], seam, [[w + 1, last[1]], [w + 1, h + 1], [-1, h + 1]]]
+        )
+        mask = np.zeros((h, w), dtype=np.uint8)
+        cv2.fillPoly(
+            mask, [np.round(polygon * 4).astype(np.int32)], (1,), lineType=cv2.LINE_8, shift=2
+        )
+        return mask.astype(bool)
+
+    def _paint_mouth(
+        self, face: npt.NDArray[np.uint8], points: npt.NDArray[np.float32], ff: float
+    ) -> None:
+        """Teeth, tongue and a dark cavity where the lips part more than in the photo."""
+        look = self.avatar.look
+        top = points[mesh.UPPER_LIP_INNER]
+        bottom = points[mesh.LOWER_LIP_INNER]
+        gaps = bottom[:, 1] - top[:, 1]
+        extra = float((gaps - look.rest_gaps)[3:-3].max())
+        strength = min(1.0, extra / (0.03 * look.unit))
+        if strength <= 0.05:
+            return
+        polygon = points[_INNER]
+        x0, y0 = np.floor(polygon.min(axis=0)).astype(int) - 2
+        x1, y1 = np.ceil(polygon.max(axis=0)).astype(int) + 3
+        x0, y0 = max(x0, 0), max(y0, 0)
+        x1, y1 = min(x1, face.shape[1]), min(y1, face.shape[0])
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            return
+        origin = np.array([x0, y0], dtype=np.float32)
+        gap = float(gaps[3:-3].max())
+        canvas = look.cavity(y1 - y0, x1 - x0)
+
+        def fixed(xy: npt.NDArray[np.float32]) -> npt.NDArray[np.int32]:
+            result: npt.NDArray[np.int32] = np.round((xy - origin) * 4).astype(np.int32)
+            return result
+
+        if gap > 0.08 * look.unit:  # the tongue, low in the mouth
+            middle = (top[5] + bottom[5]) / 2 - origin
+            centre = (int(middle[0] * 4), int((bottom[5, 1] - origin[1] - 0.2 * gap) * 4))
+            axes = (int(0.32 * (top[-1, 0] - top[0, 0]) * 4), int(0.3 * gap * 4))
+            cv2.ellipse(canvas, centre, axes, 0, 180, 360, look.tongue, -1, cv2.LINE_AA, 2)
+        upper = min(gap, 0.10 * look.unit) if ff < 0.3 else gap
+        lower = min(0.35 * gap, 0.06 * look.unit)
+        width = float(top[-1, 0] - top[0, 0])
+        centre_x = float((top[0, 0] + top[-1, 0]) / 2 - origin[0])
+        xs = np.arange(x1 - x0, dtype=np.float32) - centre_x
+        # teeth turn away from the light towards the corners, and meet at darker lines
+        shade = np.clip(1 - 0.55 * (2 * xs / max(width, 1.0)) ** 2, 0.35, 1)
+        for x in centre_x + width * np.array([-0.27, -0.14, 0.0, 0.14, 0.27]):
+            column = round(float(x))
+            if 0 <= column < len(shade):
+                shade[column] *= 0.78
+        paint = canvas.astype(np.float32)
+        for edge, depth, colour in (
+            (bottom[3:-3], -lower, look.lower_teeth),
+            (top[2:-2], upper, look.teeth),
+        ):
+            teeth = np.concatenate([edge, (edge + np.array([0.0, depth]))[::-1]])
+            cover = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8)
+            cv2.fillPoly(cover, [fixed(teeth)], (255,), cv2.LINE_AA, 2)
+            share = (cover.astype(np.float32) / 255)[..., None]
+            lit = np.asarray(colour, np.float32) * shade[None, :, None]
+            paint += (lit - paint) * share
+        # the upper lip's shadow over the top of the mouth
+        below = (np.arange(y1 - y0) - (top[5, 1] - origin[1])) / (0.04 * look.unit)
+        paint *= np.clip(below, 0.55, 1).astype(np.float32)[:, None, None]
+        mask = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8)
+        cv2.fillPoly(mask, [fixed(polygon)], (255,), cv2.LINE_AA, 2)
+        alpha = (mask.astype(np.float32) * (strength / 255))[..., None]
+        region = face[y0:y1, x0:x1]
+        region[...] = (region + (paint - region) * alpha + 0.5).astype(np.uint8)
