@@ -52,15 +52,22 @@ class LipSync:
         self.fps = fps
         self.source = source
 
-    async def weights(self, speech: Speech, language: str | None, session_id: str = "") -> Weights:
+    async def weights(
+        self, speech: Speech, language: str | None, session_id: str = "", first: bool = False
+    ) -> Weights:
+        """`first`: the first sentence of a live reply, which nothing else may delay. Speech in
+        our own voices carries its exact phoneme timings, so it starts from them instead of
+        waiting for the network (the rest of the reply is heard by the network while the
+        first sentence plays)."""
+        aligned = self.source == "alignment" or (first and len(speech.durations) > 0)
         with timed(
             "lipsync",
             log,
             session_id=session_id,
-            source=self.source,
+            source="alignment" if aligned else "model",
             audio_s=round(speech.seconds, 2),
         ):
-            if self.source == "alignment":
+            if aligned:
                 return alignment_weights(speech, self.fps, "pinyin" if language == "zh" else "ipa")
             audio: npt.NDArray[np.float32] = resample(speech.pcm, speech.sample_rate, MODEL_RATE)
             out = await self._triton.infer(

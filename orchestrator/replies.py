@@ -142,8 +142,10 @@ class Replies:
                     parts.append(part)
                     if part.speech is None:
                         continue
-                    weights = await self.lipsync.weights(part.speech, tutor.language, session.id)
                     first = "first_audio_s" not in stage
+                    weights = await self.lipsync.weights(
+                        part.speech, tutor.language, session.id, first=first
+                    )
                     utterance = peer.stream.say(
                         part.speech.pcm,
                         part.speech.sample_rate,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -29,9 +30,24 @@ LEAD_S = 0.06  # how far ahead of the playhead a new utterance is placed
 RENDER_AHEAD = 2  # frames rendered per batch: the most an interruption can lag on video
 MAX_LATE_FRAMES = 3  # a video track this far behind the clock skips to catch up
 
+RENDER_NICENESS = 5  # how much less the face's threads get of a busy CPU than the voice's
+
+
+def _yield_to_speech() -> None:
+    """Renderer threads run at a lower priority: when the CPU is short, speech is synthesized
+    and sent first, and a late video frame is skipped (MAX_LATE_FRAMES) rather than the
+    first words delayed. Raising one's own niceness needs no privilege."""
+    thread = threading.get_native_id()
+    os.setpriority(
+        os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread) + RENDER_NICENESS
+    )
+
+
 # Rendering and pixel conversion for every live stream run here, off the event loop: numpy
 # releases the GIL, so streams render on every core while the loop keeps audio on time.
-RENDERERS = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="render")
+RENDERERS = ThreadPoolExecutor(
+    max_workers=os.cpu_count() or 1, thread_name_prefix="render", initializer=_yield_to_speech
+)
 
 
 @dataclass

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import httpx
 import numpy as np
 import numpy.typing as npt
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
@@ -41,22 +42,42 @@ class LiveClient:
     pc: RTCPeerConnection | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
-    async def connect(self, ws: ClientConnection, user_id: int | str, **extra: object) -> float:
-        """Offers over the socket; returns when the answer is applied (seconds it took)."""
+    async def connect(
+        self, ws: ClientConnection, user_id: int | str, video: str = "recvonly", **extra: object
+    ) -> float:
+        """Offers over the socket; returns when the answer is applied (seconds it took).
+        `video` is the video m-line's direction ("inactive": audio only)."""
+        started = time.monotonic()
+        sdp = await self._offer(video)
+        await send(ws, type="webrtc_offer", sdp=sdp, user_id=user_id, **extra)
+        answer = await receive(ws, timeout_s=30)
+        assert answer["type"] == "webrtc_answer", answer
+        assert self.pc is not None
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
+        return time.monotonic() - started
+
+    async def connect_http(self, url: str, video: str | None = None) -> str:
+        """Offers by HTTP POST (Pipecat's SmallWebRTC signalling); returns the peer's pc_id."""
+        sdp = await self._offer(video)
+        async with httpx.AsyncClient() as http:
+            response = await http.post(url, json={"sdp": sdp, "type": "offer"}, timeout=30)
+        response.raise_for_status()
+        answer = response.json()
+        assert self.pc is not None
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
+        pc_id: str = answer["pc_id"]
+        return pc_id
+
+    async def _offer(self, video: str | None) -> str:
         restrict_host_addresses(["127.0.0.1"])
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.pc.addTransceiver("audio", direction="recvonly")
-        self.pc.addTransceiver("video", direction="recvonly")
+        if video is not None:
+            self.pc.addTransceiver("video", direction=video)
         self.pc.on("track", self._on_track)
-        started = time.monotonic()
         await self.pc.setLocalDescription(await self.pc.createOffer())
-        await send(
-            ws, type="webrtc_offer", sdp=self.pc.localDescription.sdp, user_id=user_id, **extra
-        )
-        answer = await receive(ws, timeout_s=30)
-        assert answer["type"] == "webrtc_answer", answer
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
-        return time.monotonic() - started
+        sdp: str = self.pc.localDescription.sdp
+        return sdp
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         self._rgb = VideoReformatter()  # threads=1; PyAV's default spawns threads per frame

@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from media.avatar.registry import Avatar, Layer
-from media.avatar.visemes import VISEMES, Weights, openness, silence
+from media.avatar.visemes import INDEX, VISEMES, Weights, openness, silence
 
 if TYPE_CHECKING:
     from media.avatar.photo.avatar import PhotoAvatar
@@ -26,6 +26,7 @@ Frames = npt.NDArray[np.uint8]  # [T, H, W, 3]
 _BLINK = np.array([0.5, 1.0, 1.0, 0.6, 0.2], dtype=np.float32)  # eyelid closure, frame by frame
 SHARPNESS = 3.0
 _CHUNK = 32  # frames whose sprites are blended at once
+_SIL = INDEX["sil"]
 
 
 class Animator(ABC):
@@ -112,6 +113,7 @@ class FaceAnimator(Animator):
         self.avatar = avatar
         self._mouths = avatar.mouths.reshape(len(VISEMES), -1)
         self._stills: dict[tuple[int, int], Frames] = {}
+        self._resting: dict[tuple[int, int], Frames] = {}
 
     def _offsets(
         self, frames: npt.NDArray[np.int64], open_: npt.NDArray[np.float32]
@@ -123,17 +125,40 @@ class FaceAnimator(Animator):
         return offsets
 
     def _compose(self, mouth: Weights, frames: npt.NDArray[np.int64]) -> Frames:
-        """Each frame: the cached still for its head offset, then its eyes and mouth."""
+        """Each frame: the cached still for its head offset, then its eyes and mouth. A frame
+        at rest (eyes open, mouth closed: most of an idle stream) is a cached picture."""
         avatar = self.avatar
-        lids = self._eyelids(frames)[:, None, None, None]
-        eyes = (1 - lids) * avatar.eyes_open + lids * avatar.eyes_closed
-        mouths = (mouth @ self._mouths).reshape(len(frames), *avatar.mouths.shape[1:])
+        lids = self._eyelids(frames)
+        resting = (lids == 0) & (mouth[:, _SIL] > 1 - 1e-6)
+        moving = np.flatnonzero(~resting)
+        shut = lids[moving][:, None, None, None]
+        eyes = (1 - shut) * avatar.eyes_open + shut * avatar.eyes_closed
+        mouths = (mouth[moving] @ self._mouths).reshape(len(moving), *avatar.mouths.shape[1:])
         out = np.empty((len(frames), avatar.height, avatar.width, 3), dtype=np.uint8)
+        drawn = 0
         for i, (dx, dy) in enumerate(self._offsets(frames, openness(mouth))):
+            if resting[i]:
+                out[i] = self._rest(int(dx), int(dy))
+                continue
             out[i] = self._still(int(dx), int(dy))
-            for sprite, (x, y) in ((eyes[i], avatar.eyes_at), (mouths[i], avatar.mouth_at)):
+            for sprite, (x, y) in ((eyes[drawn], avatar.eyes_at), (mouths[drawn], avatar.mouth_at)):
                 _over_rgb(out[i], sprite, x + int(dx), y + int(dy))
+            drawn += 1
         return out
+
+    def _rest(self, dx: int, dy: int) -> Frames:
+        """The still for (dx, dy) with open eyes and a closed mouth."""
+        key = (dx, dy)
+        if key not in self._resting:
+            avatar = self.avatar
+            frame = self._still(dx, dy).copy()
+            for sprite, (x, y) in (
+                (avatar.eyes_open, avatar.eyes_at),
+                (avatar.mouths[_SIL], avatar.mouth_at),
+            ):
+                _over_rgb(frame, sprite, x + dx, y + dy)
+            self._resting[key] = frame
+        return self._resting[key]
 
     def _still(self, dx: int, dy: int) -> Frames:
         """Background, head shifted by (dx, dy), front: everything but eyes and mouth."""

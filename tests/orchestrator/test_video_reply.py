@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from media.avatar.visemes import INDEX, fit_frames
 from media.speech import Speech
-from orchestrator.lipsync import alignment_weights
+from orchestrator.lipsync import LipSync, alignment_weights
 from orchestrator.video_reply import frame_spans
 
 
@@ -32,3 +33,21 @@ def test_a_reply_clock_never_drifts_from_its_audio() -> None:
     spans = frame_spans(pieces, 25)
     assert sum(spans) == round(total * 25)
     assert fit_frames(np.ones((31, 15), np.float32), 30).shape == (30, 15)
+
+
+class Unreachable:
+    """A Triton client that must not be called."""
+
+    async def infer(self, *args: object, **kwargs: object) -> dict[str, np.ndarray]:
+        raise AssertionError("the lip-sync network was asked")
+
+
+async def test_a_live_reply_s_first_sentence_waits_for_no_network() -> None:
+    lipsync = LipSync(Unreachable(), 25, "model")  # type: ignore[arg-type]
+    first = await lipsync.weights(speech(1.25), "en", first=True)
+    assert np.array_equal(first, alignment_weights(speech(1.25), fps=25, alphabet="ipa"))
+    heard_only = Speech("x", speech(1.25).pcm, 22050, (), np.zeros(0, dtype=np.int32))
+    with pytest.raises(AssertionError, match="network was asked"):
+        await lipsync.weights(heard_only, "en", first=True)  # no timings: the network hears it
+    with pytest.raises(AssertionError, match="network was asked"):
+        await lipsync.weights(speech(1.25), "en")  # the rest of a reply: the network

@@ -91,7 +91,7 @@ async def test_the_demo_page_talks_live_in_chromium(engine: EngineProcess, tmp_p
     ARTIFACTS.mkdir(exist_ok=True)
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=chromium_path(), args=flags)
-        context = await browser.new_context()
+        context = await browser.new_context(viewport={"width": 1100, "height": 900})
         await context.grant_permissions(["camera", "microphone"], origin=engine.base_url)
         page = await context.new_page()
         await page.goto(engine.base_url + "/demo")

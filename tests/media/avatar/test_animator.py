@@ -85,3 +85,12 @@ def test_the_clock_carries_across_calls(avatar: Avatar) -> None:
 
 def test_openness_follows_the_visemes() -> None:
     assert openness(one("aa"))[0] == 1.0 and openness(silence(2)).tolist() == [0.0, 0.0]
+
+
+def test_frames_at_rest_come_from_the_cache_and_match_the_drawn_ones(avatar: Avatar) -> None:
+    cached, drawn = FaceAnimator(avatar, smoothing=0.0), FaceAnimator(avatar, smoothing=0.0)
+    almost = silence(60)
+    almost[:, INDEX["sil"]], almost[:, INDEX["aa"]] = 0.95, 0.05  # sharpened: 1.5e-4 of "aa"
+    fast, slow = cached.speak(silence(60)), drawn.speak(almost)
+    assert np.abs(fast.astype(int) - slow).max() <= 1  # blinks and head motion included
+    assert len(cached._resting) > 0 and not drawn._resting
