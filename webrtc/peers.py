@@ -19,7 +19,7 @@ from media.avatar.registry import AnyAvatar
 from webrtc.ice import acceptable, filter_sdp
 from webrtc.sdp import SdpError, check_candidate, check_offer
 from webrtc.stream import AvatarStream
-from webrtc.tracks import AvatarVideoTrack, SpeechAudioTrack
+from webrtc.tracks import AvatarVideoTrack, SpeechAudioTrack, to_yuv
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ class PeerRegistry:
             raise SignalingError(f"the offer cannot be used: {error}") from error
         await self.close(key, "peer_replaced")
         pc = RTCPeerConnection(RTCConfiguration(iceServers=self.settings.ice_servers))
-        stream = AvatarStream(avatar, self.settings.fps, self.observer.frame_rendered)
+        stream = AvatarStream(avatar, self.settings.fps, self.observer.frame_rendered, to_yuv)
         peer = Peer(key, pc, stream)
         self._peers[key] = peer
         self.observer.peers_changed(len(self._peers))

@@ -70,8 +70,12 @@ class AvatarStream:
         avatar: AnyAvatar,
         fps: int = 25,
         on_render: Callable[[float], None] | None = None,
+        convert: Callable[[Frames], object] | None = None,
     ) -> None:
-        """`on_render` hears the seconds each live frame took to render (the app's metrics)."""
+        """`on_render` hears the seconds each live frame took to render (the app's metrics);
+        `convert` turns each rendered frame into what the video track sends (e.g. YUV), in the
+        same renderer job: one trip off the event loop per batch of frames, at the renderers'
+        priority."""
         if PLAYBACK_RATE % fps:
             raise ValueError(f"{fps} fps does not divide {PLAYBACK_RATE} Hz audio")
         self.fps = fps
@@ -80,8 +84,9 @@ class AvatarStream:
         self._animator = animator_for(avatar, fps)
         self._started: float | None = None
         self._queue: deque[Utterance] = deque()
-        self._rendered: deque[tuple[int, Frames]] = deque()
+        self._rendered: deque[tuple[int, object]] = deque()
         self._on_render = on_render
+        self._convert = convert
 
     # --- the clock --------------------------------------------------------------------
 
@@ -164,20 +169,27 @@ class AvatarStream:
         self._forget(end)
         return out
 
-    async def video(self, index: int) -> Frames:
-        """Video frame `index`, rendered a couple of frames at a time in RENDERERS."""
+    async def video(self, index: int) -> object:
+        """Video frame `index` (converted, when the stream converts), rendered a couple of
+        frames at a time in RENDERERS."""
         while self._rendered and self._rendered[0][0] < index:
             self._rendered.popleft()
         if not self._rendered:
             weights = np.concatenate([self._weights(index + k) for k in range(RENDER_AHEAD)])
             started = time.perf_counter()
             frames = await asyncio.get_running_loop().run_in_executor(
-                RENDERERS, self._animator.speak, weights
+                RENDERERS, self._render, weights
             )
             if self._on_render is not None:
                 self._on_render((time.perf_counter() - started) / RENDER_AHEAD)
             self._rendered.extend((index + k, frames[k]) for k in range(RENDER_AHEAD))
         return self._rendered.popleft()[1]
+
+    def _render(self, weights: Weights) -> list[object]:
+        frames = self._animator.speak(weights)
+        if self._convert is None:
+            return list(frames)
+        return [self._convert(frame) for frame in frames]
 
     def late_by(self, index: int) -> int:
         """How many frames frame `index` is behind the clock."""

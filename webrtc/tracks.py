@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import threading
 from fractions import Fraction
 
 import av
@@ -11,7 +11,7 @@ from av.video.reformatter import VideoReformatter
 
 from media.audio import PLAYBACK_RATE
 from media.avatar.animator import Frames
-from webrtc.stream import AUDIO_FRAME, MAX_LATE_FRAMES, RENDERERS, AvatarStream
+from webrtc.stream import AUDIO_FRAME, MAX_LATE_FRAMES, AvatarStream
 
 VIDEO_CLOCK = 90_000
 
@@ -23,9 +23,6 @@ class AvatarVideoTrack(MediaStreamTrack):
         super().__init__()
         self._stream = stream
         self._index = 0
-        # One single-threaded converter for the stream's life: PyAV's default (threads=0)
-        # starts a new pool of spinning threads for every frame — a whole core per stream.
-        self._yuv = VideoReformatter()
 
     async def recv(self) -> av.VideoFrame:
         if self.readyState != "live":
@@ -36,15 +33,26 @@ class AvatarVideoTrack(MediaStreamTrack):
         index = self._index
         self._index += 1
         await stream.wait_for(index * stream.frame_samples)
-        pixels = await stream.video(index)
-        frame = await asyncio.get_running_loop().run_in_executor(RENDERERS, self._to_yuv, pixels)
+        frame = await stream.video(index)
+        assert isinstance(frame, av.VideoFrame), "the stream must convert with to_yuv"
         frame.pts = index * (VIDEO_CLOCK // stream.fps)
         frame.time_base = Fraction(1, VIDEO_CLOCK)
         return frame
 
-    def _to_yuv(self, pixels: Frames) -> av.VideoFrame:
-        rgb = av.VideoFrame.from_ndarray(pixels, format="rgb24")
-        return self._yuv.reformat(rgb, format="yuv420p", threads=1)  # the encoders' input
+
+_converters = threading.local()
+
+
+def to_yuv(pixels: Frames) -> av.VideoFrame:
+    """A rendered frame as the encoders take it (YUV 4:2:0). One single-threaded converter per
+    renderer thread: PyAV's default (threads=0) starts a new pool of spinning threads for every
+    frame — a whole core per stream."""
+    converter = getattr(_converters, "yuv", None)
+    if converter is None:
+        converter = _converters.yuv = VideoReformatter()
+    rgb = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+    frame: av.VideoFrame = converter.reformat(rgb, format="yuv420p", threads=1)
+    return frame
 
 
 class SpeechAudioTrack(MediaStreamTrack):
