@@ -122,7 +122,9 @@ class Settings(BaseSettings):
         "within this; else 202 while it builds.",
     )
     avatar_builds_at_once: int = Field(default=2, ge=1)
-    max_photo_avatars: int = Field(default=200, ge=0)
+    max_photo_avatars: int = Field(
+        default=50, ge=0, description="Each ready photo avatar holds ≈8 MB of warp fields in memory."
+    )
 
     # Triton
     triton_url: str | None = Field(

@@ -171,6 +171,7 @@ def test_photo_avatars_build_in_the_background_and_persist_behind_the_api_key(
         "ENGINE_TRITON_URL": triton.grpc_url,
         "ENGINE_API_KEY": key,
         "ENGINE_AVATAR_BUILD_WAIT_S": "0",  # answer at once: 202, then poll
+        "ENGINE_MAX_PHOTO_AVATARS": "2",
     }
     first = EngineProcess(tmp_path, env=env).start()
     try:
@@ -207,6 +208,10 @@ def test_photo_avatars_build_in_the_background_and_persist_behind_the_api_key(
         assert failed["status"] == "failed" and failed["error_code"] == "no_face", failed
         listed = httpx.get(f"{first.base_url}/v1/avatars", headers=auth).json()
         assert refused.json()["avatar_id"] not in {a["avatar_id"] for a in listed}
+        second = upload(first, picture, headers=auth)
+        assert second.status_code == 202  # the second of two allowed
+        full = upload(first, picture, headers=auth)
+        assert full.status_code == 409 and full.json()["code"] == "too_many_avatars", full.text
     finally:
         first.stop()
     second = EngineProcess(tmp_path, env=env, port=first.port).start()
