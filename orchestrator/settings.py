@@ -123,7 +123,7 @@ class Settings(BaseSettings):
     )
     avatar_builds_at_once: int = Field(default=2, ge=1)
     max_photo_avatars: int = Field(
-        default=50, ge=0, description="Each ready photo avatar holds ≈8 MB of warp fields in memory."
+        default=50, ge=0, description="Each ready photo avatar holds ≈8 MB of warp fields."
     )
 
     # Triton
