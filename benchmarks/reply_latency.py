@@ -71,17 +71,6 @@ async def run(base_url: str, questions: int, avatar: str | None) -> dict[str, ob
     }
 
 
-def upload_photo(base_url: str) -> str:
-    """A photo avatar of the astronaut portrait, made through POST /v1/avatars."""
-    picture = portraits.encoded(portraits.astronaut())
-    response = httpx.post(
-        f"{base_url}/v1/avatars", files={"image": ("astronaut.png", picture)}, timeout=60
-    )
-    response.raise_for_status()
-    avatar_id: str = response.json()["avatar_id"]
-    return avatar_id
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--questions", type=int, default=10)
@@ -92,7 +81,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     with engine_at(args.engine_url) as base_url:
-        avatar = upload_photo(base_url) if args.photo else args.avatar
+        avatar = portraits.upload_astronaut(base_url) if args.photo else args.avatar
         report = asyncio.run(run(base_url, args.questions, avatar))
     print(json.dumps(report, indent=2))
     RESULTS.mkdir(parents=True, exist_ok=True)

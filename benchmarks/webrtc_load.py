@@ -27,7 +27,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 from aiortc.codecs.vpx import Vp8Encoder
 from websockets.asyncio.client import connect
@@ -256,12 +255,8 @@ def markdown(report: dict[str, Any]) -> str:
 
 def photo_avatar(engine: EngineProcess) -> PhotoAvatar:
     """The astronaut portrait, uploaded as a user would (POST /v1/avatars)."""
-    picture = portraits.encoded(portraits.astronaut())
-    response = httpx.post(
-        f"{engine.base_url}/v1/avatars", files={"image": ("astronaut.png", picture)}, timeout=60
-    )
-    response.raise_for_status()
-    return PhotoAvatar.load(engine.workdir / "data" / "avatars" / response.json()["avatar_id"])
+    avatar_id = portraits.upload_astronaut(engine.base_url)
+    return PhotoAvatar.load(engine.workdir / "data" / "avatars" / avatar_id)
 
 
 async def main(users: list[int], photo: bool) -> None:

@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass
 
 import cv2
+import httpx
 import numpy as np
 import numpy.typing as npt
 from PIL import Image
@@ -95,3 +96,15 @@ class Identity:
             psnr.append(10 * math.log10(255**2 / max(float(np.mean((soft - rest) ** 2)), 1e-9)))
         raw = np.abs(frames[:, keep].astype(np.float32) - avatar.portrait[keep]).mean(axis=1)
         return cls(round(min(psnr), 1), round(float(raw.max()), 2))
+
+
+def upload_astronaut(base_url: str) -> str:
+    """The astronaut portrait made into a photo avatar through POST /v1/avatars; its id."""
+    response = httpx.post(
+        f"{base_url}/v1/avatars",
+        files={"image": ("astronaut.png", encoded(astronaut()))},
+        timeout=60,
+    )
+    response.raise_for_status()
+    avatar_id: str = response.json()["avatar_id"]
+    return avatar_id

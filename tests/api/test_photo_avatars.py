@@ -17,6 +17,7 @@ from PIL import Image
 
 from benchmarks.harness import portraits
 from benchmarks.harness.processes import EngineProcess, TritonProcess
+from benchmarks.harness.webrtc_client import mouth_inside
 from media.avatar.photo.avatar import PhotoAvatar
 from tests.api.test_video import FPS, decode, energy_per_frame, video_reply, wav_seconds
 
@@ -44,11 +45,9 @@ def photo_folders(engine: EngineProcess) -> list[str]:
 
 
 def mouth_opening(frames: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-    """Dark pixels in the mouth's box: the open mouth's inside (lips, skin and teeth are
-    lighter)."""
+    """The open mouth's inside in each frame (dark pixels in the mouth's box)."""
     x, y, w, h = box
-    region = frames[:, y : y + h, x : x + w].astype(int)
-    return (region.max(axis=3) < 70).sum(axis=(1, 2)).astype(float)
+    return np.array([mouth_inside(f, (slice(y, y + h), slice(x, x + w))) for f in frames])
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ import pytest
 from benchmarks.harness import portraits
 from benchmarks.harness.portraits import Identity
 from benchmarks.harness.processes import TritonProcess
+from benchmarks.harness.webrtc_client import mouth_inside
 from media.avatar.photo import mesh
 from media.avatar.photo.animator import PhotoAnimator
 from media.avatar.photo.avatar import PhotoAvatar
@@ -54,7 +55,7 @@ def still(avatar: PhotoAvatar, viseme: str) -> np.ndarray:
 
 def dark_mouth(avatar: PhotoAvatar, picture: np.ndarray) -> int:
     x, y, w, h = avatar.mouth_box
-    return int((picture[y : y + h, x : x + w].max(axis=2) < 70).sum())
+    return int(mouth_inside(picture, (slice(y, y + h), slice(x, x + w))))
 
 
 def lip_width(avatar: PhotoAvatar, viseme: str) -> float:
