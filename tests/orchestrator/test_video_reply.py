@@ -7,7 +7,7 @@ import pytest
 
 from media.avatar.visemes import INDEX, fit_frames
 from media.speech import Speech
-from orchestrator.lipsync import LipSync, alignment_weights
+from orchestrator.lipsync import LipSync, alignment_weights, lead
 from orchestrator.video_reply import frame_spans
 
 
@@ -51,3 +51,13 @@ async def test_a_live_reply_s_first_sentence_waits_for_no_network() -> None:
         await lipsync.weights(heard_only, "en", first=True)  # no timings: the network hears it
     with pytest.raises(AssertionError, match="network was asked"):
         await lipsync.weights(speech(1.25), "en")  # the rest of a reply: the network
+
+
+async def test_the_mouth_leads_the_sound_by_the_configured_time() -> None:
+    heard = alignment_weights(speech(1.25), fps=25, alphabet="ipa")
+    ahead = await LipSync(Unreachable(), 25, "alignment", lead_s=0.04).weights(speech(1.25), "en")  # type: ignore[arg-type]
+    assert np.array_equal(ahead[:-1], heard[1:]) and np.array_equal(ahead[-1], heard[-1])
+    half = lead(heard, 0.5)
+    assert np.allclose(half[:-1], (heard[:-1] + heard[1:]) / 2)
+    assert np.allclose(half.sum(axis=1), 1.0)
+    assert lead(heard, 0) is heard

@@ -110,14 +110,15 @@ async def test_a_live_reply_is_spoken_with_lips_in_sync(engine: EngineProcess) -
 
 def assert_lips_in_sync(client: LiveClient, sent: float) -> None:
     """A/V sync on the media clock: mouth area per video frame against loudness per frame;
-    the mouth follows the sound within a frame, and rests after."""
+    the mouth moves with the sound within a frame (it leads by ENGINE_LIPSYNC_LEAD_MS on
+    purpose), and rests after."""
     start = speaking(client, sent)[0].media_s - 0.5
     video = [r for r in client.video if r.media_s >= start]
     audio = [r for r in client.audio if r.media_s >= start]
     frames = len(video)
     loud = np.zeros(frames)
     for r in audio:
-        index = int((r.media_s - video[0].media_s) * 25)
+        index = round((r.media_s - video[0].media_s) * 50) // 2  # two 20 ms packets a frame
         if 0 <= index < frames:
             loud[index] = max(loud[index], r.value)
     mouth = np.array([r.value for r in video])

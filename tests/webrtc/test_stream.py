@@ -11,8 +11,9 @@ import pytest
 
 from media.audio import PLAYBACK_RATE
 from media.avatar import draw
+from media.avatar.animator import FaceAnimator
 from media.avatar.registry import Avatar, load_avatar
-from media.avatar.visemes import INDEX
+from media.avatar.visemes import INDEX, silence
 from webrtc.stream import AUDIO_FRAME, LEAD_S, AvatarStream
 
 
@@ -72,6 +73,20 @@ async def test_audio_and_video_show_the_same_moment(avatar: Avatar) -> None:
     h, w = avatar.mouths.shape[1:3]
     box = (slice(y - 6, y + h + 6), slice(x - 6, x + w + 6))
     assert np.abs(speaking[box].astype(int) - idle[box]).mean() > 5  # the mouth opened with it
+
+
+async def test_a_stream_renders_the_same_mouths_as_one_whole_render(avatar: Avatar) -> None:
+    """The stream renders two frames at a time; each batch's last mouth still blends with the
+    frame after it. (Without that look-ahead every other frame lagged: the live mouth was
+    measured a frame behind its sound.)"""
+    rng = np.random.default_rng(3)
+    weights = np.eye(15, dtype=np.float32)[rng.integers(0, 15, size=40)]
+    stream = AvatarStream(avatar)
+    utterance = stream.say(tone(1.6, PLAYBACK_RATE), PLAYBACK_RATE, weights)
+    first = utterance.start // stream.frame_samples
+    streamed = [await stream.video(index) for index in range(first + 45)]
+    whole = FaceAnimator(avatar).speak(np.concatenate([silence(first), weights, silence(5)]))
+    assert np.array_equal(np.stack(streamed), whole)
 
 
 async def test_an_interruption_silences_audio_and_video_at_once(avatar: Avatar) -> None:
