@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -29,7 +28,7 @@ from typing import Any
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
-from benchmarks.common import RESULTS, ROOT, pyplot
+from benchmarks.common import RESULTS, ROOT, pyplot, rerun_in_loopback
 from benchmarks.harness.client import receive, send
 from benchmarks.harness.processes import EngineProcess, TritonProcess, free_port
 from benchmarks.harness.webrtc_client import LiveClient
@@ -302,31 +301,13 @@ def plot(report: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def in_loopback_namespace() -> bool:
-    """Re-runs this benchmark inside a network namespace holding only loopback, if it can."""
-    if os.environ.get("FIRST_SPEECH_NETNS") or os.geteuid() != 0 or not shutil.which("unshare"):
-        return False
-    command = " ".join(
-        [
-            "ip link set lo up && exec",
-            sys.executable,
-            "-m",
-            "benchmarks.first_speech",
-            *sys.argv[1:],
-        ]
-    )
-    env = {**os.environ, "FIRST_SPEECH_NETNS": "1"}
-    subprocess.run(["unshare", "--net", "sh", "-c", command], check=True, env=env, cwd=ROOT)
-    return True
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--users", default="1,4,8")
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     pipecat_python()  # installs need the network: before the namespace
-    if in_loopback_namespace():
+    if rerun_in_loopback("benchmarks.first_speech"):
         return
     report = asyncio.run(measure([int(u) for u in args.users.split(",")], args.runs))
     print(markdown(report))

@@ -45,6 +45,8 @@ from triton_ops.contracts import (
     LIPSYNC,
     TTS,
     TTS_ZH,
+    TURN,
+    VAD,
     ModelContract,
 )
 
@@ -107,7 +109,26 @@ def workload(model: str) -> Workload:
         return Workload(contract, [_text(s, "query") for s in sentences])
     if model in (FACE_DETECT.name, FACE_MESH.name):
         return Workload(contract, _faces(model))
+    if model == TURN.name:
+        return Workload(contract, [{"AUDIO": clip} for clip in _speech_16k()], _audio_seconds)
+    if model == VAD.name:
+        return Workload(contract, _vad_chunks())
     raise SystemExit(f"no workload for {model}")
+
+
+def _vad_chunks() -> list[Inputs]:
+    """32 ms chunks (after 64 samples of context) from the middle of our voice's sentences, as
+    a microphone's first chunk of speech reaches the model (a fresh state)."""
+    requests = []
+    for clip in _speech_16k():
+        middle = clip.shape[1] // 2
+        requests.append(
+            {
+                "AUDIO": clip[:, middle : middle + 576].astype(np.float32),
+                "STATE": np.zeros((1, 2, 128), dtype=np.float32),
+            }
+        )
+    return requests
 
 
 def _faces(model: str) -> list[Inputs]:

@@ -19,14 +19,18 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from media.avatar.registry import AnyAvatar
 from orchestrator.admission import Admission
 from orchestrator.brain import AIEngineError
+from orchestrator.listening import Ending
 from orchestrator.messages import (
     AudioMessage,
     ClientMessage,
     ErrorMessage,
     Interrupted,
     InterruptMessage,
+    Listening,
+    ListenMessage,
     ProtocolError,
     ServerMessage,
+    SpeechStarted,
     TextMessage,
     TextWebRTCMessage,
     WebRTCAnswer,
@@ -39,6 +43,7 @@ from orchestrator.replies import Reply, check_text
 from orchestrator.sessions import Session, SessionRegistry
 from orchestrator.tokens import InvalidToken, TokenSigner
 from orchestrator.triton_client import TritonError
+from orchestrator.vad import Audio
 from webrtc.peers import Peer, SignalingError, cut_reason
 
 if TYPE_CHECKING:
@@ -102,6 +107,36 @@ class OpenSockets:
         await asyncio.gather(*(socket.close(1008, reason) for socket in sockets))
 
 
+class Ears:
+    """Where the turns heard on a user's microphone go: one socket, one session."""
+
+    def __init__(self, owner: Connection, session_id: str) -> None:
+        self.owner = owner
+        self.session_id = session_id
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Ears)
+            and other.owner is self.owner
+            and other.session_id == self.session_id
+        )
+
+    def __hash__(self) -> int:
+        return hash((id(self.owner), self.session_id))
+
+    def speech_started(self) -> None:
+        self.owner.notify(SpeechStarted(engine_session_id=self.session_id))
+
+    def turn_dropped(self, reason: str) -> None:
+        self.owner.notify(Listening(reason=reason, engine_session_id=self.session_id))
+
+    def tutor_interrupted(self) -> None:
+        self.owner.notify(Interrupted(reason="barge_in", engine_session_id=self.session_id))
+
+    def turn_ended(self, audio: Audio, ending: Ending, spoken_until: float) -> None:
+        self.owner.answer_turn(self.session_id, audio, ending, spoken_until)
+
+
 class Connection:
     def __init__(self, websocket: WebSocket, identity: Identity, runtime: Runtime) -> None:
         self.websocket = websocket
@@ -152,7 +187,8 @@ class Connection:
                 avatar = self._avatar(message.avatar_id, session)
                 peer = self.runtime.peers.get(self.peer_key)
                 if peer is not None and peer.connected and avatar is None:
-                    peer.interrupt("barge_in")  # the student speaks: the tutor stops at once
+                    if peer.interrupt("barge_in"):  # the student speaks: the tutor stops at once
+                        self.notify(Interrupted(reason="barge_in", engine_session_id=session.id))
                     self._spawn(replies.audio_live(session, message, peer), session)
                 else:
                     self._spawn(replies.audio(session, message, avatar), session)
@@ -162,6 +198,7 @@ class Connection:
                 self._check_text(message.content, session)
                 avatar = self._avatar(message.avatar_id, session)
                 peer = self._peer(session)
+                self.runtime.listeners.aim(self.peer_key, Ears(self, session.id), named=False)
                 self._spawn(replies.live(session, message.content, peer, avatar), session)
             case WebRTCOfferMessage():
                 self._check_user(message.user_id)
@@ -173,7 +210,15 @@ class Connection:
                 self._run(self._add_candidate(candidate), None)
             case InterruptMessage():
                 session = self.resolve(message.engine_session_id)
-                self._peer(session).interrupt()
+                if self._peer(session).interrupt():
+                    self.notify(Interrupted(reason="interrupt", engine_session_id=session.id))
+            case ListenMessage():
+                session = self.resolve(message.engine_session_id)
+                listeners = self.runtime.listeners
+                listeners.aim(self.peer_key, Ears(self, session.id), named=True)
+                listeners.enable(self.peer_key, message.enabled)
+                reason = "listening" if message.enabled else "muted"
+                self._run(self.send(Listening(reason=reason, engine_session_id=session.id)), None)
 
     def resolve(self, engine_session_id: str | None) -> Session:
         """The session a message speaks to, or the reason it may not."""
@@ -307,6 +352,25 @@ class Connection:
             message = "the engine failed to answer; please retry"
             await self.send_error(ProtocolError("internal_error", message, sid, True))
 
+    # --- hands-free turns ---------------------------------------------------------------
+
+    def notify(self, message: ServerMessage) -> None:
+        """Sends `message` beside the socket's reading (the microphone is not a request)."""
+        self._run(self.send(message), None)
+
+    def answer_turn(
+        self, session_id: str, audio: Audio, ending: Ending, spoken_until: float
+    ) -> None:
+        """A turn heard on the microphone: transcribed, then answered live, as `text_webrtc`."""
+        try:
+            session = self.resolve(session_id)
+            peer = self._peer(session)
+            self._spawn(
+                self.runtime.replies.turn(session, audio, ending, peer, spoken_until), session
+            )
+        except ProtocolError as error:
+            self._run(self.send_error(error), None)
+
     # --- signaling -----------------------------------------------------------------
 
     async def _answer_offer(self, sdp: str, avatar: AnyAvatar) -> None:
@@ -316,6 +380,8 @@ class Connection:
         if peer is not None:
             peer.sockets += 1
             self._owns_peer = self.identity.mode == "session"
+        if self.identity.session_id is not None:  # a session socket's microphone speaks to it
+            self.runtime.listeners.aim(self.peer_key, Ears(self, self.identity.session_id), False)
         await self.send(WebRTCAnswer(sdp=answer))
 
     async def _add_candidate(self, candidate: dict[str, object] | None) -> None:
@@ -351,6 +417,7 @@ class Connection:
 
     async def _release(self) -> None:
         self.runtime.sockets.discard(self)
+        self.runtime.listeners.release(self.peer_key, self)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

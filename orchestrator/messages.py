@@ -103,16 +103,34 @@ class InterruptMessage(_ClientMessage):
     engine_session_id: str | None = None
 
 
+class ListenMessage(_ClientMessage):
+    """Hands-free: which session the microphone on the user's peer speaks to (`enabled`:
+    false mutes it). Without one, it speaks to the session of the last `text_webrtc`."""
+
+    type: Literal["listen"]
+    engine_session_id: str | None = None
+    enabled: bool = True
+
+
 ClientMessage = Annotated[
     TextMessage
     | AudioMessage
     | WebRTCOfferMessage
     | WebRTCIceCandidateMessage
     | TextWebRTCMessage
-    | InterruptMessage,
+    | InterruptMessage
+    | ListenMessage,
     Field(discriminator="type"),
 ]
-CLIENT_TYPES = ("text", "audio", "webrtc_offer", "webrtc_ice_candidate", "text_webrtc", "interrupt")
+CLIENT_TYPES = (
+    "text",
+    "audio",
+    "webrtc_offer",
+    "webrtc_ice_candidate",
+    "text_webrtc",
+    "interrupt",
+    "listen",
+)
 _client_adapter: TypeAdapter[ClientMessage] = TypeAdapter(ClientMessage)
 
 
@@ -241,6 +259,37 @@ class Interrupted(_ServerMessage):
     reason: str
 
 
+class SpeechStarted(_ServerMessage):
+    """Hands-free: the student started speaking (the tutor, if talking, stops on `barge_in`)."""
+
+    type: Literal["speech_started"] = "speech_started"
+
+
+class SpeechEnded(_ServerMessage):
+    """Hands-free: the student's turn is over. `cut`: it reached ENGINE_MAX_AUDIO_S and was
+    cut there (`content` says so); what came before is answered."""
+
+    type: Literal["speech_ended"] = "speech_ended"
+    seconds: float
+    cut: bool = False
+    content: str | None = None
+
+
+class Thinking(_ServerMessage):
+    """Hands-free: the turn is being transcribed and answered."""
+
+    type: Literal["thinking"] = "thinking"
+
+
+class Listening(_ServerMessage):
+    """Hands-free: back to listening without an answer, and why: `no_words` (nothing was
+    recognized in it), `too_short_over_tutor` (a short sound while the tutor talked), `muted`
+    and `unmuted` (after `listen`)."""
+
+    type: Literal["listening"] = "listening"
+    reason: str
+
+
 class ErrorMessage(_ServerMessage):
     type: Literal["error"] = "error"
     content: str
@@ -258,7 +307,16 @@ class ErrorMessage(_ServerMessage):
 
 
 ServerMessage = Annotated[
-    TextReply | VideoReply | Transcription | WebRTCAnswer | Interrupted | ErrorMessage,
+    TextReply
+    | VideoReply
+    | Transcription
+    | WebRTCAnswer
+    | Interrupted
+    | SpeechStarted
+    | SpeechEnded
+    | Thinking
+    | Listening
+    | ErrorMessage,
     Field(discriminator="type"),
 ]
 server_adapter: TypeAdapter[ServerMessage] = TypeAdapter(ServerMessage)

@@ -23,22 +23,28 @@ from media.speech import join_speech
 from orchestrator.asr import SAMPLE_RATE, NoSpeech, SpeechRecognizer
 from orchestrator.conversation import Conversation, joiner
 from orchestrator.lipsync import LipSync
+from orchestrator.listening import Ending
 from orchestrator.messages import (
     AudioMessage,
+    Interrupted,
+    Listening,
     ProtocolError,
+    SpeechEnded,
     TextReply,
+    Thinking,
     Transcription,
     VideoReply,
 )
 from orchestrator.metrics import FIRST_AUDIO, REPLIES, timed
 from orchestrator.sessions import Session
 from orchestrator.settings import Settings
+from orchestrator.vad import Audio
 from orchestrator.video_reply import TalkingVideo
 from webrtc.peers import Peer
 
 log = logging.getLogger(__name__)
 
-Reply = TextReply | VideoReply | Transcription
+Reply = TextReply | VideoReply | Transcription | SpeechEnded | Thinking | Listening | Interrupted
 
 
 class ReplyPipelines(Protocol):
@@ -58,6 +64,10 @@ class ReplyPipelines(Protocol):
 
     def audio_live(
         self, session: Session, message: AudioMessage, peer: Peer
+    ) -> AsyncIterator[Reply]: ...
+
+    def turn(
+        self, session: Session, audio: Audio, ending: Ending, peer: Peer, ended_at: float
     ) -> AsyncIterator[Reply]: ...
 
 
@@ -122,15 +132,44 @@ class Replies:
         async for reply in self.live(session, heard, peer, None):
             yield reply
 
+    async def turn(
+        self, session: Session, audio: Audio, ending: Ending, peer: Peer, ended_at: float
+    ) -> AsyncIterator[Reply]:
+        """A hands-free turn (16 kHz, from the microphone on the peer): what was heard, then
+        the reply spoken live. `ended_at`: when the student stopped speaking."""
+        seconds = round(audio.size / SAMPLE_RATE, 2)
+        cut = ending is Ending.CUT
+        note = f"speech is cut at {self.settings.max_audio_s:g} s; the rest was not heard"
+        yield SpeechEnded(
+            seconds=seconds, cut=cut, content=note if cut else None, engine_session_id=session.id
+        )
+        yield Thinking(engine_session_id=session.id)
+        tutor = self.conversation.tutor_of(session)
+        try:
+            heard = await self.asr.transcribe(audio, tutor.language, session.id)
+        except NoSpeech:
+            yield Listening(reason="no_words", engine_session_id=session.id)
+            return
+        check_text(heard.text, self.settings.max_text_chars, session)
+        yield Transcription(content=heard.text, engine_session_id=session.id)
+        async for reply in self.live(session, heard.text, peer, None, since=ended_at):
+            yield reply
+
     async def live(
-        self, session: Session, text: str, peer: Peer, avatar: AnyAvatar | None
+        self,
+        session: Session,
+        text: str,
+        peer: Peer,
+        avatar: AnyAvatar | None,
+        since: float | None = None,
     ) -> AsyncIterator[Reply]:
         """Speaks the reply on the live tracks sentence by sentence, as each is ready; the
         text follows on the socket. A reply still playing is cut off or waited for, as
-        ENGINE_WEBRTC_REPLY_POLICY says."""
-        received = time.monotonic()
-        if self.settings.webrtc_reply_policy == "interrupt":
-            peer.interrupt("new_reply")
+        ENGINE_WEBRTC_REPLY_POLICY says. `since`: when the student finished asking (first
+        audio is measured from it; default: now)."""
+        received = since if since is not None else time.monotonic()
+        if self.settings.webrtc_reply_policy == "interrupt" and peer.interrupt("new_reply"):
+            yield Interrupted(reason="new_reply", engine_session_id=session.id)
         peer.reply = asyncio.current_task()
         if avatar is not None:
             peer.stream.switch(avatar)

@@ -26,6 +26,7 @@ from orchestrator.faces import FaceFinder
 from orchestrator.knowledge.embedder import Embedder
 from orchestrator.knowledge.store import KnowledgeStore
 from orchestrator.lipsync import LipSync
+from orchestrator.listening import EndOfTurn, Listener, Listeners, TurnRules
 from orchestrator.metrics import ACTIVE_PEERS, LIVE_RENDER_SECONDS
 from orchestrator.photo_avatars import PhotoAvatars
 from orchestrator.replies import Replies
@@ -35,8 +36,18 @@ from orchestrator.tokens import TokenSigner, load_or_create_secret
 from orchestrator.triton_client import TritonClient, TritonError
 from orchestrator.tts import TextToSpeech
 from orchestrator.tutors import TutorCatalog
+from orchestrator.vad import EngineVad, TritonVad, VoiceActivity
 from orchestrator.video_reply import TalkingVideo
-from triton_ops.contracts import ASR, EMBED, EMBED_ZH, FACE_DETECT, FACE_MESH, LIPSYNC
+from triton_ops.contracts import (
+    ASR,
+    EMBED,
+    EMBED_ZH,
+    FACE_DETECT,
+    FACE_MESH,
+    LIPSYNC,
+    TURN,
+    VAD,
+)
 from triton_ops.server import TritonDistribution, TritonLaunch, TritonSupervisor
 from webrtc.ice import loopback_if_alone, restrict_host_addresses
 from webrtc.peers import PeerObserver, PeerRegistry, PeerSettings
@@ -77,6 +88,25 @@ def triton_supervisor(settings: Settings) -> TritonSupervisor | None:
     )
 
 
+def listeners_for(settings: Settings, triton: TritonClient) -> Listeners:
+    """Hands-free listening: the VAD where the settings put it, the end-of-turn model in Triton."""
+    vad: VoiceActivity = (
+        EngineVad(settings.model_repository / "vad" / "1" / "silero_vad.onnx")
+        if settings.vad_runs_in == "engine"
+        else TritonVad(triton)
+    )
+    rules = TurnRules(
+        max_s=settings.max_audio_s,
+        start_s=settings.turn_start_s,
+        pause_s=settings.turn_pause_s,
+        timeout_s=settings.turn_timeout_s,
+        barge_in_s=settings.barge_in_s,
+        echo_gate_db=settings.echo_gate_db,
+    )
+    end_of_turn = EndOfTurn(triton)
+    return Listeners(lambda tutor: Listener(vad, end_of_turn, rules, tutor))
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -92,6 +122,7 @@ class Runtime:
     peers: PeerRegistry
     knowledge: KnowledgeStore
     admission: Admission
+    listeners: Listeners
     sockets: OpenSockets = field(default_factory=OpenSockets)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -139,6 +170,7 @@ class Runtime:
             lipsync,
             TalkingVideo(lipsync, settings.video_fps, settings.video_size, settings.video_crf),
         )
+        listeners = listeners_for(settings, triton)
         runtime = cls(
             settings=settings,
             tokens=TokenSigner(
@@ -168,8 +200,15 @@ class Runtime:
                 settings.max_photo_avatars,
             ),
             peers=PeerRegistry(
-                peer_settings(settings), PeerObserver(ACTIVE_PEERS.set, LIVE_RENDER_SECONDS.observe)
+                peer_settings(settings),
+                PeerObserver(
+                    ACTIVE_PEERS.set,
+                    LIVE_RENDER_SECONDS.observe,
+                    microphone=lambda peer: listeners.open(peer.key, peer).hear,
+                    microphone_closed=lambda peer: listeners.closed(peer.key, peer),
+                ),
             ),
+            listeners=listeners,
         )
         if settings.webrtc_host_addresses is not None:
             restrict_host_addresses(settings.webrtc_host_addresses)
@@ -203,9 +242,12 @@ class Runtime:
     @property
     def served_models(self) -> list[str]:
         """The Triton models this engine needs: speech recognition, lip-sync, embeddings, the
-        face models (photo avatars) and its tutors' voices."""
+        face models (photo avatars), end of turn (and voice activity, when it runs there) and
+        its tutors' voices."""
         voices = {voice.model for voice in self.tutors.voices.values()}
-        needed = {ASR, LIPSYNC, EMBED, EMBED_ZH, FACE_DETECT, FACE_MESH}
+        needed = {ASR, LIPSYNC, EMBED, EMBED_ZH, FACE_DETECT, FACE_MESH, TURN}
+        if self.settings.vad_runs_in == "triton":
+            needed.add(VAD)
         return sorted({contract.name for contract in needed} | voices)
 
     async def health(self) -> dict[str, Any]:

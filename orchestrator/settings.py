@@ -109,6 +109,30 @@ class Settings(BaseSettings):
     )
     default_avatar: str = "avatar_tutor_13"
 
+    # Hands-free voice: the microphone on the user's peer
+    vad_runs_in: Literal["engine", "triton"] = Field(
+        default="engine",
+        description="Where the voice-activity network runs: in the engine (ONNX Runtime, one "
+        "thread) or in Triton's `vad` model (benchmarks/listening.py compares them).",
+    )
+    turn_start_s: float = Field(default=0.2, gt=0, le=2, description="Speech that opens a turn.")
+    turn_pause_s: float = Field(
+        default=0.2, gt=0, le=2, description="Silence after which the end-of-turn model is asked."
+    )
+    turn_timeout_s: float = Field(
+        default=1.2, gt=0, le=10, description="Silence that ends a turn whatever the model says."
+    )
+    barge_in_s: float = Field(
+        default=0.25, gt=0, le=5, description="Speech over the tutor that interrupts it."
+    )
+    echo_gate_db: float = Field(
+        default=10.0,
+        ge=0,
+        le=60,
+        description="While the tutor is heard, the student counts as speaking only if no more "
+        "than this much quieter than the tutor's voice (its echo is quieter).",
+    )
+
     # Photo avatars (POST /v1/avatars)
     photo_avatars_dir: Path | None = Field(
         default=None, description="Where photo avatars are kept; default: data_dir/avatars."

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+from triton_ops import listening_models
+
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -133,6 +135,7 @@ def builds() -> list[ModelBuild]:
                 BUILD_REQUIREMENTS,
                 *sorted((ROOT / "triton_ops" / "whisper").glob("*.py")),
                 REPOSITORY / "asr" / "1" / "whisper_runtime.py",
+                REPOSITORY / "whisper_features.py",
                 REPOSITORY / "graph_runners.py",
             ),
             build=in_build_env("triton_ops.whisper.export"),
@@ -175,6 +178,22 @@ def builds() -> list[ModelBuild]:
                 REPOSITORY / "graph_runners.py",
             ),
             build=in_build_env("triton_ops.lipsync.train"),
+        ),
+        ModelBuild(
+            model="vad",
+            outputs=("1/silero_vad.onnx", "1/export_report.json"),
+            source=listening_models.SILERO,
+            build=listening_models.build_vad,
+        ),
+        ModelBuild(
+            model="turn",
+            outputs=("1/smart_turn.onnx", "1/export_report.json"),
+            source=_files_source(
+                ROOT / "triton_ops" / "listening_models.py",
+                REPOSITORY / "turn" / "1" / "turn_features.py",
+                REPOSITORY / "whisper_features.py",
+            ),
+            build=listening_models.build_turn,
         ),
         *(
             ModelBuild(

@@ -132,7 +132,23 @@ FACE_MESH = ModelContract(
     outputs=(TensorSpec("LANDMARKS", "FP32", (468, 3)), TensorSpec("PRESENCE", "FP32", (1,))),
 )
 
+# Voice activity (Silero): one 32 ms chunk at 16 kHz after the previous chunk's last 64 samples,
+# with the stream's recurrent state, in; the probability of speech and the next state out.
+VAD = ModelContract(
+    name="vad",
+    inputs=(TensorSpec("AUDIO", "FP32", (576,)), TensorSpec("STATE", "FP32", (2, 128))),
+    outputs=(TensorSpec("SPEECH", "FP32", (1,)), TensorSpec("NEXT_STATE", "FP32", (2, 128))),
+)
+
+# End of turn (smart-turn): the last seconds of a student's turn (16 kHz) in; the probability
+# that they have finished out.
+TURN = ModelContract(
+    name="turn",
+    inputs=(TensorSpec("AUDIO", "FP32", (-1,)),),
+    outputs=(TensorSpec("COMPLETE", "FP32", (1,)),),
+)
+
 CONTRACTS: dict[str, ModelContract] = {
     contract.name: contract
-    for contract in (TTS, TTS_ZH, ASR, LIPSYNC, EMBED, EMBED_ZH, FACE_DETECT, FACE_MESH)
+    for contract in (TTS, TTS_ZH, ASR, LIPSYNC, EMBED, EMBED_ZH, FACE_DETECT, FACE_MESH, VAD, TURN)
 }

@@ -13,11 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamTrack
 from aiortc.sdp import candidate_from_sdp
 
 from media.avatar.registry import AnyAvatar
 from webrtc.encoders import use_avatar_encoders
 from webrtc.ice import acceptable, filter_sdp
+from webrtc.microphone import Hear, listen
 from webrtc.sdp import SdpError, check_candidate, check_offer
 from webrtc.stream import AvatarStream
 from webrtc.tracks import AvatarVideoTrack, SpeechAudioTrack, to_yuv
@@ -49,22 +51,33 @@ class Peer:
     sockets: int = 0  # open WebSockets of this user
     last_activity: float = field(default_factory=time.monotonic)
     reply: asyncio.Task[None] | None = None  # the live reply now being spoken
+    microphone: asyncio.Task[None] | None = None  # reading the student's microphone track
 
     @property
     def connected(self) -> bool:
         return self.pc.connectionState == "connected"
 
+    @property
+    def speaking(self) -> bool:
+        return self.stream.speaking
+
+    def recent_level(self, seconds: float) -> float:
+        return self.stream.recent_level(seconds)
+
     def touch(self) -> None:
         self.last_activity = time.monotonic()
 
-    def interrupt(self, reason: str = "interrupt") -> None:
+    def interrupt(self, reason: str = "interrupt") -> bool:
         """Barge-in: the reply being spoken stops and the avatar falls silent within a frame.
-        The reply's task is cancelled with `reason`, which its socket reports."""
-        if self.reply is not None and not self.reply.done():
+        A reply still being made is cancelled with `reason`, which its socket reports. Returns
+        True when speech was cut off that no such task reports (the reply's text was all sent
+        and its last sentences were playing): the caller tells the client."""
+        reported = self.reply is not None and not self.reply.done()
+        if self.reply is not None and reported:
             _CUT[self.reply] = reason
             self.reply.cancel(reason)
         self.reply = None
-        self.stream.interrupt()
+        return self.stream.interrupt() > 0 and not reported
 
 
 def _ignore(_: float) -> None:
@@ -77,6 +90,9 @@ class PeerObserver:
 
     peers_changed: Callable[[int], None] = _ignore  # how many peers are open now
     frame_rendered: Callable[[float], None] = _ignore  # seconds one live frame took to render
+    # who hears a peer's microphone track, when the browser sends one (None: nobody)
+    microphone: Callable[[Peer], Hear | None] = lambda peer: None
+    microphone_closed: Callable[[Peer], None] = lambda peer: None
 
 
 @dataclass
@@ -113,6 +129,12 @@ class PeerRegistry:
         peer = Peer(key, pc, stream)
         self._peers[key] = peer
         self.observer.peers_changed(len(self._peers))
+
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            if track.kind == "audio" and peer.microphone is None:
+                hear = self.observer.microphone(peer)
+                peer.microphone = asyncio.create_task(listen(track, hear))
 
         @pc.on("connectionstatechange")
         async def on_state() -> None:
@@ -170,6 +192,9 @@ class PeerRegistry:
         if peer is None:
             return
         peer.interrupt(reason)
+        if peer.microphone is not None:
+            peer.microphone.cancel()
+            self.observer.microphone_closed(peer)
         await peer.pc.close()
         log.info("peer closed", extra={"peer": key})
 

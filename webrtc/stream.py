@@ -87,6 +87,7 @@ class AvatarStream:
         self._rendered: deque[tuple[int, object]] = deque()
         self._on_render = on_render
         self._convert = convert
+        self._played: deque[tuple[int, float]] = deque(maxlen=100)  # (packet, RMS) of speech
 
     # --- the clock --------------------------------------------------------------------
 
@@ -167,7 +168,16 @@ class AvatarStream:
                     if utterance.on_heard is not None:
                         utterance.on_heard(utterance.heard_at)
         self._forget(end)
+        if out.any():
+            self._played.append((index, float(np.sqrt(np.mean((out / 32768.0) ** 2)))))
         return out
+
+    def recent_level(self, seconds: float) -> float:
+        """How loud the speech the audio track sent in the last `seconds` was (RMS over its
+        packets, full scale 1; 0 when it sent none): what may come back as echo."""
+        since = self.playhead() // AUDIO_FRAME - round(seconds * PLAYBACK_RATE / AUDIO_FRAME)
+        levels = [level for packet, level in self._played if packet >= since]
+        return float(np.sqrt(np.mean(np.square(levels)))) if levels else 0.0
 
     async def video(self, index: int) -> object:
         """Video frame `index` (converted, when the stream converts), rendered a couple of

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import io
 import json
+import time
 import wave
 from typing import Any
 
@@ -31,3 +32,12 @@ def wav_info(b64_wav: str) -> tuple[int, float]:
     """(sample rate, seconds) of a base64 WAV."""
     with wave.open(io.BytesIO(base64.b64decode(b64_wav))) as wav:
         return wav.getframerate(), wav.getnframes() / wav.getframerate()
+
+
+async def until(condition, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    """Waits for `condition()` to hold; AssertionError naming `what` after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not {what} after {timeout_s} s")
+        await asyncio.sleep(0.02)

@@ -19,6 +19,7 @@ from av.video.reformatter import VideoReformatter
 from websockets.asyncio.client import ClientConnection
 
 from benchmarks.harness.client import receive, send
+from benchmarks.harness.microphone import Microphone
 from webrtc.ice import restrict_host_addresses
 
 
@@ -39,6 +40,7 @@ class LiveClient:
     audio: list[Received] = field(default_factory=list)
     video: list[Received] = field(default_factory=list)
     video_frames: int = 0  # every frame received, also those forgotten
+    microphone: Microphone | None = None  # sent on the audio m-line (sendrecv), hears the tutor
     pc: RTCPeerConnection | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -71,7 +73,10 @@ class LiveClient:
     async def _offer(self, video: str | None) -> str:
         restrict_host_addresses(["127.0.0.1"])
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        self.pc.addTransceiver("audio", direction="recvonly")
+        if self.microphone is not None:
+            self.pc.addTrack(self.microphone)
+        else:
+            self.pc.addTransceiver("audio", direction="recvonly")
         if video is not None:
             self.pc.addTransceiver("video", direction=video)
         self.pc.on("track", self._on_track)
@@ -94,6 +99,10 @@ class LiveClient:
                 if isinstance(frame, AudioFrame):
                     samples = frame.to_ndarray().astype(np.float64) / 32768.0
                     self.audio.append(Received(now, media_s, float(np.sqrt((samples**2).mean()))))
+                    if self.microphone is not None:
+                        channels = len(frame.layout.channels)
+                        mono = samples.reshape(-1, channels).mean(axis=1).astype(np.float32)
+                        self.microphone.speakers(mono)
                 else:
                     self.video_frames += 1
                     rgb24 = self._rgb.reformat(frame, format="rgb24", threads=1)

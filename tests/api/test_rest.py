@@ -28,6 +28,7 @@ def test_health_reports_triton_and_its_models(engine: EngineProcess) -> None:
         "lipsync": True,
         "tts": True,
         "tts_zh": True,
+        "turn": True,  # hands-free end of turn (the VAD runs in the engine by default)
     }
     assert body["triton"]["mode"] == "external"
 

@@ -25,8 +25,10 @@ def test_a_short_soak_holds(model_files: None, tmp_path: Path) -> None:
     assert outside and all(r["outcome"] in ("text", "interrupted") for r in outside), outside
     barge_ins = [r["barge_in_ms"] for r in outside if r["barge_in_ms"] is not None]
     assert barge_ins and max(barge_ins) < 300, barge_ins  # silent within 200 ms, plus jitter
-    offsets = [abs(r["av_offset_ms"]) for r in outside if r["av_offset_ms"] is not None]
-    assert offsets and max(offsets) <= 80, offsets
+    # the mouth opens before the sound: the lip-sync lead (40 ms) and the first shape's blend
+    # into the frame before it; never late by more than two frames, never drifting
+    offsets = [r["av_offset_ms"] for r in outside if r["av_offset_ms"] is not None]
+    assert offsets and min(offsets) >= -160 and max(offsets) <= 80, offsets
     samples = result["samples"]
     assert min(s["fps_min"] for s in samples[1:] if s["fps_min"] is not None) > 15
     assert samples[-1]["engine_fds"] - samples[0]["engine_fds"] < 30

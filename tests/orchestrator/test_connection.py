@@ -24,12 +24,14 @@ from media.avatar.registry import Avatar, AvatarRegistry
 from orchestrator.admission import Admission
 from orchestrator.api import ws
 from orchestrator.connection import OpenSockets
+from orchestrator.listening import Ending, Listener, Listeners
 from orchestrator.messages import AudioMessage, TextReply
 from orchestrator.replies import Reply
 from orchestrator.runtime import peer_settings
 from orchestrator.sessions import Session, SessionRegistry
 from orchestrator.settings import Settings
 from orchestrator.tokens import TokenSigner
+from orchestrator.vad import Audio
 from webrtc.ice import restrict_host_addresses
 from webrtc.peers import Peer, PeerRegistry
 
@@ -78,6 +80,16 @@ class ScriptedReplies:
         self.calls.append(("audio_live", session.id, None))
         yield TextReply(content="heard live", engine_session_id=session.id)
 
+    async def turn(
+        self, session: Session, audio: Audio, ending: Ending, peer: Peer, ended_at: float
+    ) -> AsyncIterator[Reply]:
+        self.calls.append(("turn", session.id, None))
+        yield TextReply(content="heard hands-free", engine_session_id=session.id)
+
+
+def no_microphone(tutor: object) -> Listener:
+    raise AssertionError("these peers send no microphone")
+
 
 @dataclass
 class Engine:
@@ -110,6 +122,7 @@ async def engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterat
         replies=replies,
         sockets=OpenSockets(),
         admission=Admission(settings.max_replies_in_flight),
+        listeners=Listeners(no_microphone),
     )
     app = FastAPI()
     app.state.runtime = runtime

@@ -1,5 +1,6 @@
 """The demo page in real headless Chromium: session over REST, socket, WebRTC, a typed question
-answered live with a moving mouth, and a spoken question recorded by MediaRecorder."""
+answered live with a moving mouth, a spoken question recorded by MediaRecorder, and hands-free:
+a question heard from the fake microphone with no button pressed, and talking over the tutor."""
 
 from __future__ import annotations
 
@@ -60,10 +61,12 @@ MOUTH = (
 )
 
 
-def fake_microphone(path: Path) -> Path:
-    """What Chromium's fake capture device plays: a question, then quiet."""
-    speech = resample(*piper_speech("What is the biggest planet?"), 48000)
-    pcm = np.concatenate([silence(0.3, 48000)[0], speech, silence(4.0, 48000)[0]])
+def fake_microphone(
+    path: Path, question: str = "What is the biggest planet?", after_s: float = 0.3
+) -> Path:
+    """What Chromium's fake capture device plays: `after_s` of quiet, a question, then quiet."""
+    speech = resample(*piper_speech(question, varied=False), 48000)
+    pcm = np.concatenate([silence(after_s, 48000)[0], speech, silence(20.0, 48000)[0]])
     with wave.open(str(path), "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
@@ -82,23 +85,10 @@ async def sample(page, script: str, count: int, every_s: float) -> list[float]: 
 
 async def test_the_demo_page_talks_live_in_chromium(engine: EngineProcess, tmp_path: Path) -> None:
     microphone = fake_microphone(tmp_path / "microphone.wav")
-    flags = [
-        *FLAGS,
-        "--use-fake-ui-for-media-stream",
-        "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-audio-capture={microphone}%noloop",
-    ]
     ARTIFACTS.mkdir(exist_ok=True)
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=chromium_path(), args=flags)
-        context = await browser.new_context(viewport={"width": 1100, "height": 900})
-        await context.grant_permissions(["camera", "microphone"], origin=engine.base_url)
-        page = await context.new_page()
-        await page.goto(engine.base_url + "/demo")
-        await page.wait_for_function("document.querySelectorAll('#tutor option').length > 0")
-        await page.select_option("#tutor", "13")
-        await page.fill("#student", "950")
-        await page.click("#start")
+        # this test holds to talk
+        browser, page = await open_demo(playwright, engine, microphone, "950", hands_free=False)
         await page.wait_for_function(
             "window.demo.pc && window.demo.pc.connectionState === 'connected'", timeout=15000
         )
@@ -202,3 +192,73 @@ async def sample_with(page, script: str, argument: object, count: int) -> list[f
         values.append(await page.evaluate(script, argument))
         await asyncio.sleep(0.12)
     return values
+
+
+# The log shows the student saying `word`.
+SAID = """(word) => [...document.querySelectorAll('#log .user')]
+  .some((e) => e.textContent.toLowerCase().includes(word))"""
+
+
+async def open_demo(  # type: ignore[no-untyped-def]
+    playwright, engine: EngineProcess, microphone: Path, student: str, hands_free: bool = True
+):
+    """The demo page with a fake microphone playing `microphone`, started as `student`."""
+    flags = [
+        *FLAGS,
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={microphone}%noloop",
+    ]
+    browser = await playwright.chromium.launch(executable_path=chromium_path(), args=flags)
+    context = await browser.new_context(viewport={"width": 1100, "height": 900})
+    await context.grant_permissions(["camera", "microphone"], origin=engine.base_url)
+    page = await context.new_page()
+    await page.goto(engine.base_url + "/demo")
+    await page.wait_for_function("document.querySelectorAll('#tutor option').length > 0")
+    await page.select_option("#tutor", "13")
+    await page.fill("#student", student)
+    if not hands_free:
+        await page.uncheck("#handsfree")
+    await page.click("#start")
+    return browser, page
+
+
+async def test_the_demo_page_answers_a_question_spoken_hands_free(
+    engine: EngineProcess, tmp_path: Path
+) -> None:
+    microphone = fake_microphone(tmp_path / "question.wav", "What is a volcano?", after_s=3.0)
+    async with async_playwright() as playwright:
+        browser, page = await open_demo(playwright, engine, microphone, "952")
+        await page.wait_for_function("window.demo.mic !== null && window.demo.listening")
+        before = await page.evaluate(STATS)
+        # no button pressed: the microphone was heard
+        await page.wait_for_function(SAID, arg="volcano", timeout=30000)
+        await page.wait_for_function(
+            "document.querySelector('#log .assistant') !== null", timeout=30000
+        )
+        await page.wait_for_function("window.demo.voice === 'The tutor is speaking'", timeout=10000)
+        await asyncio.sleep(2.0)
+        after = await page.evaluate(STATS)
+        await page.evaluate("window.scrollTo(0, 0)")
+        await page.screenshot(path=str(ARTIFACTS / "webrtc-demo-hands-free.png"))
+        await browser.close()
+    assert after["audioEnergy"] > before["audioEnergy"] + 1e-3  # the answer was heard
+
+
+async def test_speaking_over_the_tutor_in_the_demo_page_interrupts_it(
+    engine: EngineProcess, tmp_path: Path
+) -> None:
+    """The student asks by typing, then talks over the answer: the tutor stops for them."""
+    microphone = fake_microphone(tmp_path / "barge_in.wav", "What is a magnetic pole?", 9.0)
+    async with async_playwright() as playwright:
+        browser, page = await open_demo(playwright, engine, microphone, "953")
+        await page.wait_for_function("window.demo.mic !== null && window.demo.listening")
+        await page.fill("#text", "Tell me everything about magnets.")
+        await page.click("#send")
+        await page.wait_for_function("window.demo.voice === 'The tutor is speaking'", timeout=30000)
+        await page.wait_for_function(
+            "document.getElementById('log').textContent.includes('the tutor stopped: barge_in')",
+            timeout=20000,
+        )
+        await page.wait_for_function(SAID, arg="magnetic", timeout=30000)
+        await browser.close()

@@ -15,7 +15,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from benchmarks.harness import portraits
-from benchmarks.harness.client import ask, receive, send
+from benchmarks.harness.client import ask, receive, send, until
 from benchmarks.harness.processes import EngineProcess
 from benchmarks.harness.speech import encode, piper_speech
 from benchmarks.harness.webrtc_client import LiveClient, Received, mouth_inside
@@ -46,14 +46,6 @@ async def live(
             yield ws, client, session["session_id"]
         finally:
             await client.close()
-
-
-async def until(condition, timeout_s: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not {what} after {timeout_s} s")
-        await asyncio.sleep(0.05)
 
 
 def speaking(client: LiveClient, since: float) -> list[Received]:

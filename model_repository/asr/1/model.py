@@ -15,10 +15,11 @@ import numpy as np
 import numpy.typing as npt
 
 sys.dont_write_bytecode = True  # a __pycache__ folder in the repository is a model to Triton
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # graph_runners
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # graph_runners, whisper_features
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import whisper_runtime as whisper
 from graph_runners import Array, ModelIO, runner_from_config
+from whisper_features import SAMPLE_RATE
 
 
 class TritonPythonModel:
@@ -35,8 +36,11 @@ class TritonPythonModel:
             heads=dims["heads"],
             head_dim=dims["head_dim"],
             max_encoder_batch=int(params.get("max_encoder_batch", "8")),
+            fit_languages=frozenset(
+                x for x in params.get("fitted_window_languages", "").split(",") if x
+            ),
         )
-        self.max_samples = int(float(params["max_seconds"]) * whisper.SAMPLE_RATE)
+        self.max_samples = int(float(params["max_seconds"]) * SAMPLE_RATE)
         self.auto_languages = [x for x in params.get("auto_languages", "").split(",") if x] or None
 
     def execute(self, requests: list[Any]) -> list[Any]:
@@ -63,12 +67,12 @@ class TritonPythonModel:
     def _read(self, request: Any) -> tuple[npt.NDArray[np.float32], str | None]:
         audio = self.io.array(request, "AUDIO")
         language = self.io.text(request, "LANGUAGE").lower() or None
-        if audio.size < whisper.SAMPLE_RATE // 10:
+        if audio.size < SAMPLE_RATE // 10:
             raise ValueError(f"AUDIO has {audio.size} samples; at least 0.1 s (1600) is needed")
         if audio.size > self.max_samples:
             raise ValueError(
-                f"AUDIO is {audio.size / whisper.SAMPLE_RATE:.1f} s; the limit is "
-                f"{self.max_samples / whisper.SAMPLE_RATE:.0f} s"
+                f"AUDIO is {audio.size / SAMPLE_RATE:.1f} s; the limit is "
+                f"{self.max_samples / SAMPLE_RATE:.0f} s"
             )
         if not np.isfinite(audio).all():
             raise ValueError("AUDIO holds NaN or infinite samples")
