@@ -10,11 +10,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness.processes import TritonProcess
+from benchmarks.harness.processes import EngineProcess, TritonProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -74,3 +74,19 @@ def rerun_in_loopback(module: str) -> bool:
     env = {**os.environ, "BENCHMARK_NETNS": "1"}
     subprocess.run(["unshare", "--net", "sh", "-c", command], check=True, env=env, cwd=ROOT)
     return True
+
+
+@contextlib.contextmanager
+def engine_on_triton(scratch: Path) -> Iterator[tuple[EngineProcess, TritonProcess]]:
+    """A Triton and an engine using it over ENGINE_TRITON_URL (as compose runs them), in
+    `scratch`; both stopped after."""
+    triton = TritonProcess(scratch / "triton").start()
+    try:
+        engine = EngineProcess(scratch / "engine", env={"ENGINE_TRITON_URL": triton.grpc_url})
+        engine.start()
+        try:
+            yield engine, triton
+        finally:
+            engine.stop()
+    finally:
+        triton.stop()

@@ -28,9 +28,9 @@ from typing import Any
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
-from benchmarks.common import RESULTS, ROOT, pyplot, rerun_in_loopback
+from benchmarks.common import RESULTS, ROOT, engine_on_triton, pyplot, rerun_in_loopback
 from benchmarks.harness.client import receive, send
-from benchmarks.harness.processes import EngineProcess, TritonProcess, free_port
+from benchmarks.harness.processes import EngineProcess, free_port
 from benchmarks.harness.webrtc_client import LiveClient
 from benchmarks.webrtc_load import tree_cpu_seconds
 
@@ -201,11 +201,10 @@ def summary(values: list[float]) -> dict[str, float]:
 
 
 async def measure(users: list[int], runs: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="bench-first-speech-") as tmp:
-        triton = TritonProcess(Path(tmp) / "triton").start()
-        engine = EngineProcess(
-            Path(tmp) / "engine", env={"ENGINE_TRITON_URL": triton.grpc_url}
-        ).start()
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-first-speech-") as tmp,
+        engine_on_triton(Path(tmp)) as (engine, triton),
+    ):
         bot = PipecatBot(Path(tmp)).wait()
         assert engine.process is not None and triton.process is not None
         server = [engine.process.pid, triton.process.pid]
@@ -244,8 +243,6 @@ async def measure(users: list[int], runs: int) -> dict[str, Any]:
                 print(json.dumps(row), flush=True)
         finally:
             bot.stop()
-            engine.stop()
-            triton.stop()
     return {"question": QUESTION, "reply_text": text, "runs": runs, "rows": rows}
 
 

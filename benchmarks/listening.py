@@ -27,7 +27,7 @@ from typing import Any
 import av
 import numpy as np
 
-from benchmarks.common import RESULTS, rerun_in_loopback
+from benchmarks.common import RESULTS, engine_on_triton, rerun_in_loopback
 from benchmarks.harness.client import until
 from benchmarks.harness.hands_free import Student, hands_free
 from benchmarks.harness.processes import EngineProcess, TritonProcess
@@ -225,39 +225,34 @@ def summary(values: list[float]) -> dict[str, float]:
 
 async def measure(users: list[int], runs: int) -> dict[str, Any]:
     report: dict[str, Any] = {"users": {}, "cpu": {}, "runs": runs}
-    with tempfile.TemporaryDirectory(prefix="bench-listening-") as tmp:
-        triton = TritonProcess(Path(tmp) / "triton").start()
-        engine = EngineProcess(
-            Path(tmp) / "engine", env={"ENGINE_TRITON_URL": triton.grpc_url}
-        ).start()
-        try:
-            await ask_round(engine, 1, 90_000)  # warm-up
-            for count in users:
-                rows: list[dict[str, Any]] = []
-                for run in range(runs):
-                    rows += await ask_round(engine, count, 100_000 * (run + 1) + 1000 * count)
-                report["users"][count] = {
-                    "stages": {stage: summary([r[stage] for r in rows]) for stage in STAGES},
-                    "tts_first_ms": statistics.median(r["tts_first_ms"] for r in rows),
-                    "lipsync_first_ms": statistics.median(r["lipsync_first_ms"] for r in rows),
-                    "heard": sorted({r["transcription"] for r in rows}),
-                }
-                print(json.dumps({count: report["users"][count]}), flush=True)
-            barge_ins = [await barge_in_round(engine, 200_000 + n) for n in range(runs)]
-            report["barge_in"] = summary(barge_ins)
-            print(json.dumps({"barge_in": report["barge_in"]}), flush=True)
-            vads: dict[str, Callable[[], VoiceActivity]] = {
-                "engine": lambda: EngineVad(REPOSITORY / "vad" / "1" / "silero_vad.onnx"),
-                "triton": lambda: TritonVad(TritonClient(triton.grpc_url, 30)),
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-listening-") as tmp,
+        engine_on_triton(Path(tmp)) as (engine, triton),
+    ):
+        await ask_round(engine, 1, 90_000)  # warm-up
+        for count in users:
+            rows: list[dict[str, Any]] = []
+            for run in range(runs):
+                rows += await ask_round(engine, count, 100_000 * (run + 1) + 1000 * count)
+            report["users"][count] = {
+                "stages": {stage: summary([r[stage] for r in rows]) for stage in STAGES},
+                "tts_first_ms": statistics.median(r["tts_first_ms"] for r in rows),
+                "lipsync_first_ms": statistics.median(r["lipsync_first_ms"] for r in rows),
+                "heard": sorted({r["transcription"] for r in rows}),
             }
-            for where, make in vads.items():
-                for talking in (False, True):
-                    key = f"{where}, {'talking' if talking else 'silent'}"
-                    report["cpu"][key] = await listening_cpu(make, triton, 4, talking)
-                    print(json.dumps({key: report["cpu"][key]}), flush=True)
-        finally:
-            engine.stop()
-            triton.stop()
+            print(json.dumps({count: report["users"][count]}), flush=True)
+        barge_ins = [await barge_in_round(engine, 200_000 + n) for n in range(runs)]
+        report["barge_in"] = summary(barge_ins)
+        print(json.dumps({"barge_in": report["barge_in"]}), flush=True)
+        vads: dict[str, Callable[[], VoiceActivity]] = {
+            "engine": lambda: EngineVad(REPOSITORY / "vad" / "1" / "silero_vad.onnx"),
+            "triton": lambda: TritonVad(TritonClient(triton.grpc_url, 30)),
+        }
+        for where, make in vads.items():
+            for talking in (False, True):
+                key = f"{where}, {'talking' if talking else 'silent'}"
+                report["cpu"][key] = await listening_cpu(make, triton, 4, talking)
+                print(json.dumps({key: report["cpu"][key]}), flush=True)
     return report
 
 

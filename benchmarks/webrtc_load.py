@@ -23,15 +23,18 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from aiortc.codecs.base import Encoder
 from aiortc.codecs.vpx import Vp8Encoder
+from av import VideoFrame
 from websockets.asyncio.client import connect
 
-from benchmarks.common import RESULTS, ROOT, pyplot
+from benchmarks.common import RESULTS, ROOT, engine_on_triton, pyplot
 from benchmarks.harness import portraits
 from benchmarks.harness.client import receive, send
 from benchmarks.harness.processes import EngineProcess, TritonProcess, descendants
@@ -195,23 +198,59 @@ def stage_medians(log: Path, skip_lines: int = 0) -> dict[str, float]:
 
 
 def per_frame_costs(avatar: AnyAvatar) -> dict[str, float]:
-    frames = animator_for(avatar).idle(100)
-    started = time.perf_counter()
-    animator_for(avatar).speak(
-        np.random.default_rng(0).dirichlet(np.ones(15), 100).astype(np.float32)
-    )
-    render = (time.perf_counter() - started) / 100
-    costs = {"render_ms_per_frame": round(render * 1000, 2)}
-    for name, encoder in (("vp8_encode", AvatarVp8Encoder()), ("aiortc_vp8_encode", Vp8Encoder())):
+    """Milliseconds one frame costs in each step a live stream takes, on one core, at rest
+    (idle) and talking: render, RGB → YUV, VP8 (ours, and aiortc's own settings)."""
+
+    def per_frame(step: Callable[[], object], count: int) -> float:
         started = time.perf_counter()
-        for index, rgb in enumerate(frames):
-            frame = to_yuv(rgb)
-            frame.pts, frame.time_base = index * 3600, Fraction(1, 90000)
-            encoder.encode(frame)
-        costs[f"{name}_ms_per_frame"] = round(
-            (time.perf_counter() - started) / len(frames) * 1000, 2
-        )
+        step()
+        return round((time.perf_counter() - started) / count * 1000, 2)
+
+    talking = np.random.default_rng(0).dirichlet(np.ones(15), 100).astype(np.float32)
+    warm = animator_for(avatar)
+    warm.idle(100)  # a running stream's caches are warm
+    idle_frames = warm.idle(100)
+    talking_frames = animator_for(avatar).speak(talking)
+    costs = {
+        "render_idle": per_frame(lambda: warm.idle(100), 100),
+        "render_speaking": per_frame(lambda: animator_for(avatar).speak(talking), 100),
+        "yuv": per_frame(lambda: [to_yuv(f) for f in idle_frames], len(idle_frames)),
+    }
+    for name, make in (("vp8", AvatarVp8Encoder), ("aiortc_vp8", Vp8Encoder)):
+        for state, frames in (("idle", idle_frames), ("speaking", talking_frames)):
+            encoder = make()
+            yuv = [to_yuv(f) for f in frames]
+            for index, frame in enumerate(yuv):
+                frame.pts, frame.time_base = index * 3600, Fraction(1, 90000)
+
+            def encode(encoder: Encoder = encoder, yuv: list[VideoFrame] = yuv) -> None:
+                for frame in yuv:
+                    encoder.encode(frame)
+
+            costs[f"{name}_{state}"] = per_frame(encode, len(yuv))
     return costs
+
+
+def cpu_split(row: dict[str, Any], costs: dict[str, float], fps: int = 25) -> dict[str, Any]:
+    """One stream's cores, idle and speaking: the measured steps at `fps` frames a second,
+    and the rest of the engine's measured share (aiortc's per-packet work, pacing, the
+    event loop, the brain); Triton's share while speaking."""
+    split = {}
+    for state, engine in (
+        ("idle", row["engine_cpu_per_stream_pct"] / 100),
+        ("speaking", row["speaking_engine_cores"] / row["users"]),
+    ):
+        steps = {
+            "render": costs[f"render_{state}"] * fps / 1000,
+            "yuv": costs["yuv"] * fps / 1000,
+            "vp8": costs[f"vp8_{state}"] * fps / 1000,
+        }
+        steps["rest_of_engine"] = engine - sum(steps.values())
+        steps["triton"] = (
+            row["speaking_triton_cores"] / row["users"] if state == "speaking" else 0.0
+        )
+        split[state] = {name: round(value, 3) for name, value in steps.items()}
+    return split
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -245,11 +284,24 @@ def markdown(report: dict[str, Any]) -> str:
     costs = report["per_frame_ms"]
     lines += [
         "",
-        f"Per video frame: render {costs['render_ms_per_frame']} ms, "
-        f"VP8 encode {costs['vp8_encode_ms_per_frame']} ms "
-        f"(aiortc's own settings: {costs['aiortc_vp8_encode_ms_per_frame']} ms).",
+        f"Per video frame, one core (idle / speaking): render {costs['render_idle']} / "
+        f"{costs['render_speaking']} ms, RGB→YUV {costs['yuv']} ms, VP8 {costs['vp8_idle']} / "
+        f"{costs['vp8_speaking']} ms (aiortc's own settings: {costs['aiortc_vp8_idle']} / "
+        f"{costs['aiortc_vp8_speaking']} ms).",
         "",
+        "One stream's cores (each step at 25 frames/s; the rest of the engine's measured share "
+        "is aiortc's packet work, pacing, the event loop and the brain):",
+        "",
+        "| users | state | render | RGB→YUV | VP8 | rest of the engine | Triton | total |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
+    for r in rows:
+        for state, split in cpu_split(r, costs).items():
+            cells = " | ".join(
+                f"{split[k]:.3f}" for k in ("render", "yuv", "vp8", "rest_of_engine", "triton")
+            )
+            lines.append(f"| {r['users']} | {state} | {cells} | {sum(split.values()):.3f} |")
+    lines.append("")
     return "\n".join(lines)
 
 
@@ -260,31 +312,26 @@ def photo_avatar(engine: EngineProcess) -> PhotoAvatar:
 
 
 async def main(users: list[int], photo: bool) -> None:
-    with tempfile.TemporaryDirectory(prefix="bench-webrtc-") as tmp:
-        triton = TritonProcess(Path(tmp) / "triton").start()
-        engine = EngineProcess(
-            Path(tmp) / "engine", env={"ENGINE_TRITON_URL": triton.grpc_url}
-        ).start()
-        try:
-            avatar: AnyAvatar = (
-                photo_avatar(engine) if photo else load_avatar(ROOT / "avatars" / "avatar_tutor_13")
-            )
-            rounds = []
-            for index, count in enumerate(users):
-                await asyncio.sleep(3.0)  # the last round's peers are gone
-                lines = len(engine.log.read_text().splitlines())
-                row = await one_round(engine, triton, count, 10_000 * (index + 1), avatar)
-                row["stages_ms"] = stage_medians(engine.log, lines)
-                rounds.append(row)
-                print(json.dumps(rounds[-1]), flush=True)
-            report = {
-                "avatar": "photo (astronaut portrait)" if photo else avatar.avatar_id,
-                "rounds": rounds,
-                "per_frame_ms": per_frame_costs(avatar),
-            }
-        finally:
-            engine.stop()
-            triton.stop()
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-webrtc-") as tmp,
+        engine_on_triton(Path(tmp)) as (engine, triton),
+    ):
+        avatar: AnyAvatar = (
+            photo_avatar(engine) if photo else load_avatar(ROOT / "avatars" / "avatar_tutor_13")
+        )
+        rounds = []
+        for index, count in enumerate(users):
+            await asyncio.sleep(3.0)  # the last round's peers are gone
+            lines = len(engine.log.read_text().splitlines())
+            row = await one_round(engine, triton, count, 10_000 * (index + 1), avatar)
+            row["stages_ms"] = stage_medians(engine.log, lines)
+            rounds.append(row)
+            print(json.dumps(rounds[-1]), flush=True)
+        report = {
+            "avatar": "photo (astronaut portrait)" if photo else avatar.avatar_id,
+            "rounds": rounds,
+            "per_frame_ms": per_frame_costs(avatar),
+        }
     print(markdown(report))
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = "webrtc_load_photo" if photo else "webrtc_load"

@@ -145,13 +145,7 @@ async def test_the_demo_page_makes_a_photo_avatar_and_it_talks(
     portrait_file.write_bytes(portraits.encoded(portraits.astronaut()))
     ARTIFACTS.mkdir(exist_ok=True)
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=chromium_path(), args=FLAGS)
-        context = await browser.new_context(viewport={"width": 1100, "height": 900})
-        # loopback ICE candidates need these permissions
-        await context.grant_permissions(["camera", "microphone"], origin=engine.base_url)
-        page = await context.new_page()
-        await page.goto(engine.base_url + "/demo")
-        await page.wait_for_function("document.querySelectorAll('#tutor option').length > 0")
+        browser, page = await demo_page(playwright, engine)
         await page.set_input_files("#photo", str(portrait_file))
         await page.fill("#photoname", "Commander")
         await page.click("#upload")
@@ -199,22 +193,30 @@ SAID = """(word) => [...document.querySelectorAll('#log .user')]
   .some((e) => e.textContent.toLowerCase().includes(word))"""
 
 
-async def open_demo(  # type: ignore[no-untyped-def]
-    playwright, engine: EngineProcess, microphone: Path, student: str, hands_free: bool = True
-):
-    """The demo page with a fake microphone playing `microphone`, started as `student`."""
-    flags = [
-        *FLAGS,
-        "--use-fake-ui-for-media-stream",
-        "--use-fake-device-for-media-stream",
-        f"--use-file-for-fake-audio-capture={microphone}%noloop",
-    ]
+async def demo_page(playwright, engine: EngineProcess, microphone: Path | None = None):  # type: ignore[no-untyped-def]
+    """The demo page loaded in Chromium; `microphone`: what its fake microphone plays."""
+    flags = list(FLAGS)
+    if microphone is not None:
+        flags += [
+            "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={microphone}%noloop",
+        ]
     browser = await playwright.chromium.launch(executable_path=chromium_path(), args=flags)
     context = await browser.new_context(viewport={"width": 1100, "height": 900})
+    # loopback ICE candidates need these permissions
     await context.grant_permissions(["camera", "microphone"], origin=engine.base_url)
     page = await context.new_page()
     await page.goto(engine.base_url + "/demo")
     await page.wait_for_function("document.querySelectorAll('#tutor option').length > 0")
+    return browser, page
+
+
+async def open_demo(  # type: ignore[no-untyped-def]
+    playwright, engine: EngineProcess, microphone: Path, student: str, hands_free: bool = True
+):
+    """The demo page with a fake microphone playing `microphone`, started as `student`."""
+    browser, page = await demo_page(playwright, engine, microphone)
     await page.select_option("#tutor", "13")
     await page.fill("#student", student)
     if not hands_free:

@@ -109,13 +109,16 @@ async def test_a_silent_microphone_costs_next_to_nothing_and_leaks_nothing(
 
     async with hands_free(engine, 806) as me:
         await asyncio.sleep(3)
+        # a new stream's memory settles in its first ~50 s (one cached still per head position
+        # its idle sway reaches: 262 → 378 MB, then flat for minutes, listening or muted)
+        listening = await cpu_over(50)
         before = scrape(metrics)
-        listening = await cpu_over(60)
+        listening = (listening * 50 + await cpu_over(30) * 30) / 80
         after = scrape(metrics)
         await send(me.ws, type="listen", engine_session_id=me.session_id, enabled=False)
         await until(lambda: len(me.of("listening")) == 2, 5, "muted")
         muted = await cpu_over(15)
         assert [m["type"] for m in me.messages] == ["listening", "listening"]
     assert listening - muted < 0.03, (listening, muted)  # cores: the VAD on a quiet room
-    assert grew(before, after, tasks) <= 2  # a minute of listening: no task piles up
-    assert grew(before, after, memory) < 16 * 2**20  # nor memory (aiortc queues unread audio)
+    assert grew(before, after, tasks) <= 2  # listening on: no task piles up
+    assert grew(before, after, memory) < 8 * 2**20  # nor memory (aiortc queues unread audio)
