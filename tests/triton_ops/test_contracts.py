@@ -82,4 +82,8 @@ def test_the_gpu_variants_name_the_plans_build_engines_makes(model_files: None) 
 def test_the_repository_holds_models_and_the_shared_modules_only() -> None:
     """Triton loads every folder at the top level as a model (a stray __pycache__ included)."""
     entries = {p.name for p in REPOSITORY.iterdir()}
-    assert entries == {p.name for p in MODEL_DIRS} | {"graph_runners.py", "whisper_features.py"}
+    assert entries == {p.name for p in MODEL_DIRS} | {
+        "graph_runners.py",
+        "whisper_features.py",
+        "audio_input.py",
+    }

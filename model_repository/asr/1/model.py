@@ -18,6 +18,7 @@ sys.dont_write_bytecode = True  # a __pycache__ folder in the repository is a mo
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # graph_runners, whisper_features
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import whisper_runtime as whisper
+from audio_input import audio_problem
 from graph_runners import Array, ModelIO, runner_from_config
 from whisper_features import SAMPLE_RATE
 
@@ -67,15 +68,9 @@ class TritonPythonModel:
     def _read(self, request: Any) -> tuple[npt.NDArray[np.float32], str | None]:
         audio = self.io.array(request, "AUDIO")
         language = self.io.text(request, "LANGUAGE").lower() or None
-        if audio.size < SAMPLE_RATE // 10:
-            raise ValueError(f"AUDIO has {audio.size} samples; at least 0.1 s (1600) is needed")
-        if audio.size > self.max_samples:
-            raise ValueError(
-                f"AUDIO is {audio.size / SAMPLE_RATE:.1f} s; the limit is "
-                f"{self.max_samples / SAMPLE_RATE:.0f} s"
-            )
-        if not np.isfinite(audio).all():
-            raise ValueError("AUDIO holds NaN or infinite samples")
+        problem = audio_problem(audio, SAMPLE_RATE // 10, self.max_samples, "0.1 s (1600)")
+        if problem is not None:
+            raise ValueError(problem)
         if language is not None and language not in self.vocab.languages:
             raise ValueError(f"LANGUAGE {language!r} is not one Whisper knows")
         return audio.astype(np.float32), language

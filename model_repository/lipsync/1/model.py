@@ -16,6 +16,7 @@ import numpy.typing as npt
 sys.dont_write_bytecode = True  # a __pycache__ folder in the repository is a model to Triton
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # graph_runners
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from audio_input import audio_problem
 from graph_runners import Array, ModelIO, runner_from_config
 from lipsync_features import HOP, SAMPLE_RATE, features, to_video_frames
 
@@ -44,15 +45,10 @@ class TritonPythonModel:
         errors: dict[int, str] = {}
         for index, request in enumerate(requests):
             audio = self.io.array(request, "AUDIO")
-            if audio.size < SAMPLE_RATE // 25:
-                errors[index] = (
-                    f"AUDIO has {audio.size} samples; at least one video frame (640) is needed"
-                )
-            elif audio.size > self.max_samples:
-                limit = self.max_samples // SAMPLE_RATE
-                errors[index] = f"AUDIO is {audio.size / SAMPLE_RATE:.1f} s; the limit is {limit} s"
-            elif not np.isfinite(audio).all():
-                errors[index] = "AUDIO holds NaN or infinite samples"
+            least = "one video frame (640)"
+            problem = audio_problem(audio, SAMPLE_RATE // 25, self.max_samples, least)
+            if problem is not None:
+                errors[index] = problem
             else:
                 audios[index] = audio.astype(np.float32)
         outputs = {i: {"VISEMES": v[np.newaxis]} for i, v in self._visemes(audios).items()}

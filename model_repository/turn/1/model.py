@@ -16,6 +16,7 @@ import numpy.typing as npt
 sys.dont_write_bytecode = True  # a __pycache__ folder in the repository is a model to Triton
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # graph_runners, whisper_features
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from audio_input import audio_problem
 from graph_runners import ModelIO, runner_from_config
 from turn_features import features
 from whisper_features import SAMPLE_RATE
@@ -35,13 +36,9 @@ class TritonPythonModel:
         errors: dict[int, str] = {}
         for index, request in enumerate(requests):
             audio = self.io.array(request, "AUDIO")
-            if audio.size < MIN_SAMPLES:
-                errors[index] = f"AUDIO has {audio.size} samples; at least {MIN_SAMPLES} (0.1 s)"
-            elif audio.size > self.max_samples:
-                limit = self.max_samples // SAMPLE_RATE
-                errors[index] = f"AUDIO is {audio.size / SAMPLE_RATE:.1f} s; the limit is {limit} s"
-            elif not np.isfinite(audio).all():
-                errors[index] = "AUDIO holds NaN or infinite samples"
+            problem = audio_problem(audio, MIN_SAMPLES, self.max_samples, f"{MIN_SAMPLES} (0.1 s)")
+            if problem is not None:
+                errors[index] = problem
             else:
                 windows[index] = features(audio)
         outputs = {}
