@@ -61,9 +61,10 @@ class Student:
 
 @asynccontextmanager
 async def hands_free(
-    engine: EngineProcess, student: int, echo_db: float | None = None
+    engine: EngineProcess, student: int, echo_db: float | None = None, listen: bool = True
 ) -> AsyncIterator[Student]:
-    """`echo_db`: the avatar's voice comes back into the microphone this much quieter."""
+    """`echo_db`: the avatar's voice comes back into the microphone this much quieter.
+    `listen`: send `listen` for the session (else the microphone follows `text_webrtc`)."""
     session = engine.create_session(student_id=student)
     async with connect(
         engine.ws_url(f"user_{student}", session["engine_token"]), max_size=None
@@ -81,9 +82,10 @@ async def hands_free(
                 me.messages.append(message)
 
         reader = asyncio.create_task(read())
-        await send(ws, type="listen", engine_session_id=me.session_id)
         try:
-            await until(lambda: me.of("listening"), 10, "listening")
+            if listen:
+                await send(ws, type="listen", engine_session_id=me.session_id)
+                await until(lambda: me.of("listening"), 10, "listening")
             yield me
         finally:
             reader.cancel()

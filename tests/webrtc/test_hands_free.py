@@ -45,6 +45,20 @@ async def test_a_spoken_question_gets_one_transcription_and_one_live_reply(
         assert len(me.of("transcription")) == 1  # its own answer made no second turn
 
 
+async def test_without_listen_the_microphone_speaks_to_the_last_text_webrtc_session(
+    engine: EngineProcess,
+) -> None:
+    async with hands_free(engine, 807, listen=False) as me:
+        await me.ask_by_text("Hello!")
+        await until(lambda: me.of("text"), 30, "answered")
+        await asyncio.sleep(4.0)  # the greeting is spoken
+        me.say("What is a magnet?")
+        await until(lambda: me.of("transcription"), 30, "heard")
+        heard = me.of("transcription")[0]
+        assert "magnet" in heard["content"].lower()
+        assert heard["engine_session_id"] == me.session_id
+
+
 async def test_two_students_speaking_at_once_each_get_their_own_answer(
     engine: EngineProcess,
 ) -> None:
