@@ -107,22 +107,12 @@ class OpenSockets:
         await asyncio.gather(*(socket.close(1008, reason) for socket in sockets))
 
 
+@dataclass(frozen=True)
 class Ears:
     """Where the turns heard on a user's microphone go: one socket, one session."""
 
-    def __init__(self, owner: Connection, session_id: str) -> None:
-        self.owner = owner
-        self.session_id = session_id
-
-    def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, Ears)
-            and other.owner is self.owner
-            and other.session_id == self.session_id
-        )
-
-    def __hash__(self) -> int:
-        return hash((id(self.owner), self.session_id))
+    owner: Connection
+    session_id: str
 
     def speech_started(self) -> None:
         self.owner.notify(SpeechStarted(engine_session_id=self.session_id))

