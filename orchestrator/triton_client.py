@@ -66,14 +66,24 @@ class TritonClient:
             tensor.set_data_from_numpy(value.astype(spec.numpy_dtype, copy=False))
             tensors.append(tensor)
         outputs = [grpcclient.InferRequestedOutput(name) for name in contract.output_names]
-        try:
-            result = await self._client.infer(
+        call = asyncio.ensure_future(
+            self._client.infer(
                 contract.name,
                 tensors,
                 outputs=outputs,
                 request_id=request_id,
                 client_timeout=self.request_timeout_s,
             )
+        )
+        try:
+            # A caller cancelled (barge-in, a turn that goes on) stops waiting at once, but the
+            # request itself runs to its end: Triton 2.51 can crash on a cancelled gRPC request
+            # (a race in its cancellation handling, triton-inference-server/server#7840; fixed
+            # in 24.12), and it did once here mid-suite, just after a barge-in.
+            result = await asyncio.shield(call)
+        except asyncio.CancelledError:
+            call.add_done_callback(_drop)
+            raise
         except InferenceServerException as error:
             raise _triton_error(contract.name, error) from error
         except grpc.aio.AioRpcError as error:  # pragma: no cover - tritonclient wraps these
@@ -114,6 +124,12 @@ class TritonClient:
 
     async def close(self) -> None:
         await self._client.close()
+
+
+def _drop(call: asyncio.Future[Any]) -> None:
+    """The answer nobody waits for any more; its failure is not worth a warning."""
+    if not call.cancelled():
+        call.exception()
 
 
 def _triton_error(model: str, error: InferenceServerException) -> TritonError:
