@@ -53,10 +53,21 @@ def minilm_inputs(batch: int) -> Inputs:
     }
 
 
+def picture_inputs(name: str, side: int) -> Callable[[int], Inputs]:
+    # MediaPipe's face graphs take NHWC pictures scaled to [-1, 1]
+    def inputs(batch: int) -> Inputs:
+        rng = np.random.default_rng(0)
+        return {name: rng.uniform(-1, 1, (batch, side, side, 3)).astype(np.float32)}
+
+    return inputs
+
+
 SAMPLES: dict[str, Callable[[int], Inputs]] = {
     "lipsync": lipsync_inputs,
     "asr_encoder": encoder_inputs,
     "embed": minilm_inputs,
+    "face_detect": picture_inputs("input", 128),
+    "face_mesh": picture_inputs("input_1", 192),
 }
 
 
