@@ -188,6 +188,7 @@ def stage_medians(log: Path, skip_lines: int = 0) -> dict[str, float]:
         stage, session = entry.get("stage"), entry.get("session_id", "")
         if stage == "reply" and "first_audio_s" in entry:
             firsts[("first speech scheduled", session)] = entry["first_audio_s"] * 1000
+            firsts[("first sentence spoken", session)] = entry["first_sentence_s"] * 1000
         elif stage in ("ai_engine", "tts", "lipsync") and "ms" in entry:
             firsts.setdefault((f"{stage} (first sentence)", session), entry["ms"])
     names = sorted({name for name, _ in firsts})

@@ -36,6 +36,10 @@ class OnnxRuntimeRunner:
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
+        # Worker threads sleep between parallel sections instead of spinning: on 2 cores a
+        # Whisper request took 29 % less CPU and no longer (99 vs 115 ms), a long sentence of
+        # Piper 12 % less CPU at the same latency, and a one-word request half the CPU.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._ort = ort
         self.session = ort.InferenceSession(str(path), options, providers=list(providers))
 

@@ -92,6 +92,9 @@ class OpenSockets:
     def __len__(self) -> int:
         return sum(len(sockets) for sockets in self._by_session.values())
 
+    def session_ids(self) -> list[str]:
+        return list(self._by_session)
+
     def add(self, connection: Connection) -> None:
         self._by_session.setdefault(connection.identity.token_session_id, set()).add(connection)
 

@@ -38,6 +38,11 @@ REPLY_CAPACITY = Gauge(
     "Replies the engine admits at once (ENGINE_MAX_REPLIES_IN_FLIGHT).",
 )
 ACTIVE_PEERS = Gauge("tutor_engine_active_peers", "WebRTC peer connections.")
+KEEP_WARM = Counter(
+    "tutor_engine_keep_warm_requests_total",
+    "Requests sent only to keep a model warm between a student's turns (ENGINE_KEEP_WARM_S).",
+    ["model"],
+)
 ASYNCIO_TASKS = Gauge("tutor_engine_asyncio_tasks", "Tasks alive in the engine's event loop.")
 
 

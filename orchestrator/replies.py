@@ -182,6 +182,8 @@ class Replies:
                     if part.speech is None:
                         continue
                     first = "first_audio_s" not in stage
+                    if first:
+                        stage["first_sentence_s"] = round(time.monotonic() - received, 3)
                     weights = await self.lipsync.weights(
                         part.speech, tutor.language, session.id, first=first
                     )

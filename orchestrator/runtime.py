@@ -38,6 +38,7 @@ from orchestrator.tts import TextToSpeech
 from orchestrator.tutors import TutorCatalog
 from orchestrator.vad import EngineVad, TritonVad, VoiceActivity
 from orchestrator.video_reply import TalkingVideo
+from orchestrator.warmth import KeepWarm, WarmRequest
 from triton_ops.contracts import (
     ASR,
     EMBED,
@@ -220,6 +221,9 @@ class Runtime:
             asyncio.create_task(runtime.peers.sweep_forever(settings.webrtc_sweep_interval_s)),
             asyncio.create_task(runtime.load_knowledge()),
         ]
+        if settings.keep_warm_s > 0:
+            warmth = KeepWarm(triton, settings.keep_warm_s, runtime.warm_requests)
+            runtime._tasks.append(asyncio.create_task(warmth.run_forever()))
         log.info(
             "engine started",
             extra={
@@ -238,6 +242,21 @@ class Runtime:
             except TritonError as error:
                 log.info("knowledge bases wait for Triton", extra={"error": str(error)})
                 await asyncio.sleep(2.0)
+
+    def warm_requests(self) -> list[WarmRequest]:
+        """What keeps warm the voices and knowledge models of the tutors that connected
+        students talk to."""
+        requests = []
+        for session_id in self.sockets.session_ids():
+            session = self.sessions.get(session_id)
+            tutor = self.tutors.get(session.tutor_id) if session else None
+            if session is None or tutor is None:
+                continue
+            requests.append(WarmRequest.voice(self.tutors.voice_of(tutor)))
+            base = self.knowledge.get(session.kb_id or tutor.kb_id or "")
+            if base is not None:
+                requests.append(WarmRequest.embedding(base.model))
+        return requests
 
     @property
     def served_models(self) -> list[str]:

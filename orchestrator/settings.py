@@ -91,6 +91,14 @@ class Settings(BaseSettings):
         "at about 125 ms (ITU-R BT.1359).",
     )
 
+    keep_warm_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="While students are connected, their tutors' voice and embedding models get "
+        "a tiny request when idle this long, so the first sentence after a pause is not slowed "
+        "by cold memory (orchestrator/warmth.py). 0: off.",
+    )
+
     # WebRTC
     webrtc_ice_servers: list[IceServer] = Field(
         default_factory=list, description='JSON: [{"urls": ["turn:turn.example.com:3478"], …}]'

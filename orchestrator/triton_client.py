@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +55,7 @@ class TritonClient:
         self.request_timeout_s = request_timeout_s
         self._client = InferenceServerClient(url=url, channel_args=_CHANNEL_ARGS)
         self._parameters: dict[str, dict[str, str]] = {}
+        self.last_answer: dict[str, float] = {}  # model → when it last answered (monotonic)
 
     async def infer(
         self, contract: ModelContract, inputs: dict[str, npt.NDArray[Any]], request_id: str = ""
@@ -88,6 +90,7 @@ class TritonClient:
             raise _triton_error(contract.name, error) from error
         except grpc.aio.AioRpcError as error:  # pragma: no cover - tritonclient wraps these
             raise TritonError(f"Triton call failed: {error.details()}", retryable=True) from error
+        self.last_answer[contract.name] = time.monotonic()
         return {name: result.as_numpy(name) for name in contract.output_names}
 
     async def health(self, models: list[str], timeout_s: float) -> TritonHealth:

@@ -38,9 +38,12 @@ def triton(model_files: None, tmp_path_factory: pytest.TempPathFactory) -> Itera
 def engine(
     triton: TritonProcess, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[EngineProcess]:
-    """The engine, pointed at the shared Triton (ENGINE_TRITON_URL: the docker-compose shape)."""
+    """The engine, pointed at the shared Triton (ENGINE_TRITON_URL: the docker-compose shape).
+    Keep-warm is off here: its requests would move the counters the batching tests read
+    (tests/orchestrator/test_warmth.py runs its own engine)."""
     process = EngineProcess(
-        tmp_path_factory.mktemp("engine"), env={"ENGINE_TRITON_URL": triton.grpc_url}
+        tmp_path_factory.mktemp("engine"),
+        env={"ENGINE_TRITON_URL": triton.grpc_url, "ENGINE_KEEP_WARM_S": "0"},
     ).start()
     yield process
     process.stop()

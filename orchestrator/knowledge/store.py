@@ -17,6 +17,7 @@ import os
 import re
 import tomllib
 import unicodedata
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -76,6 +77,19 @@ def document_id(name: str) -> str:
     return slug or hashlib.sha256(name.encode()).hexdigest()[:12]
 
 
+QUESTIONS_KEPT = 64  # the questions searched last: scoring a passage for one reuses its vector
+SENTENCES_KEPT = 8192  # sentence vectors kept for scoring (1.5 KB each with MiniLM)
+
+
+def _keep(
+    kept: OrderedDict[tuple[str, str], Vectors], key: tuple[str, str], vector: Vectors, most: int
+) -> None:
+    kept[key] = vector
+    kept.move_to_end(key)
+    while len(kept) > most:
+        kept.popitem(last=False)
+
+
 class KnowledgeStore:
     def __init__(
         self,
@@ -90,6 +104,8 @@ class KnowledgeStore:
         self.max_chunk_chars = max_chunk_chars
         self._bases: dict[str, KnowledgeBase] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._questions: OrderedDict[tuple[str, str], Vectors] = OrderedDict()
+        self._sentences: OrderedDict[tuple[str, str], Vectors] = OrderedDict()
         self.ready = asyncio.Event()
 
     # --- reading ----------------------------------------------------------------------
@@ -106,13 +122,26 @@ class KnowledgeStore:
         if base is None or base.index is None or not len(base.index):
             return []
         vector = (await self.embedder.embed([query], "query", base.model))[0]
+        _keep(self._questions, (base.model, query.strip()), vector, QUESTIONS_KEPT)
         return [Hit(base.chunks[key], score) for key, score in base.index.search(vector, k)]
 
     async def score(self, kb_id: str, query: str, texts: list[str]) -> list[float]:
-        """How close each text is to the query, with the knowledge base's model."""
-        base = self._bases[kb_id]
-        vectors = await self.embedder.embed([query, *texts], "query", base.model)
-        return [float(v @ vectors[0]) for v in vectors[1:]]
+        """How close each text is to the query, with the knowledge base's model. A question
+        just searched is not embedded again, nor a sentence scored before: a passage's
+        sentences are what the next student asks about too."""
+        model = self._bases[kb_id].model
+        question = self._questions.get((model, query.strip()))
+        if question is None:
+            question = (await self.embedder.embed([query], "query", model))[0]
+            _keep(self._questions, (model, query.strip()), question, QUESTIONS_KEPT)
+        known = {t: v for t in texts if (v := self._sentences.get((model, t))) is not None}
+        missing = [t for t in dict.fromkeys(texts) if t not in known]
+        if missing:
+            vectors = await self.embedder.embed(missing, "query", model)
+            for text, vector in zip(missing, vectors, strict=True):
+                known[text] = vector
+                _keep(self._sentences, (model, text), vector, SENTENCES_KEPT)
+        return [float(known[t] @ question) for t in texts]
 
     # --- changing ---------------------------------------------------------------------
 

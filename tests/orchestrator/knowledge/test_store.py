@@ -81,3 +81,22 @@ async def test_a_knowledge_base_keeps_its_language(tmp_path: Path) -> None:
     await store.add_document("kb", "a.md", "Plants grow.", "en")
     with pytest.raises(KnowledgeError, match="is en, not zh"):
         await store.add_document("kb", "b.md", "植物生长。", "zh")
+
+
+async def test_scoring_reuses_the_searched_question_and_sentences_scored_before(
+    tmp_path: Path,
+) -> None:
+    embedder = WordEmbedder()
+    store = KnowledgeStore(tmp_path / "data", embedder)  # type: ignore[arg-type]
+    await store.load(seeds(tmp_path))
+    sentences = ["Magnets attract iron nails.", "Sound travels through air."]
+    embedder.calls = 0
+    await store.search("demo", "what do magnets attract", 1)
+    first = await store.score("demo", "what do magnets attract ", sentences)
+    assert embedder.calls == 1 + 2  # the question once, then only the sentences
+    assert first[0] > first[1]
+    again = await store.score("demo", "does sound travel through air", sentences)
+    assert embedder.calls == 3 + 1  # a new question; its sentences were embedded before
+    assert again[1] > again[0]
+    assert await store.score("demo", "what do magnets attract", sentences) == first
+    assert embedder.calls == 4
