@@ -166,6 +166,7 @@ async def one_round(
         "speaking_fps_per_stream_min": round(min(talk_fps), 2),
         "engine_cpu_per_stream_pct": round(100 * idle["engine"] / users, 1),
         "idle_server_cores": round(idle["engine"] + idle["triton"], 2),
+        "idle_triton_cores": round(idle["triton"], 3),
         "speaking_engine_cores": round(speaking["engine"], 2),
         "speaking_triton_cores": round(speaking["triton"], 2),
         "speaking_client_cores": round(speaking["clients"], 2),
@@ -188,7 +189,8 @@ def stage_medians(log: Path, skip_lines: int = 0) -> dict[str, float]:
         stage, session = entry.get("stage"), entry.get("session_id", "")
         if stage == "reply" and "first_audio_s" in entry:
             firsts[("first speech scheduled", session)] = entry["first_audio_s"] * 1000
-            firsts[("first sentence spoken", session)] = entry["first_sentence_s"] * 1000
+            if "first_sentence_s" in entry:
+                firsts[("first sentence spoken", session)] = entry["first_sentence_s"] * 1000
         elif stage in ("ai_engine", "tts", "lipsync") and "ms" in entry:
             firsts.setdefault((f"{stage} (first sentence)", session), entry["ms"])
     names = sorted({name for name, _ in firsts})
@@ -236,7 +238,7 @@ def per_frame_costs(avatar: AnyAvatar) -> dict[str, float]:
 def cpu_split(row: dict[str, Any], costs: dict[str, float], fps: int = 25) -> dict[str, Any]:
     """One stream's cores, idle and speaking: the measured steps at `fps` frames a second,
     and the rest of the engine's measured share (aiortc's per-packet work, pacing, the
-    event loop, the brain); Triton's share while speaking."""
+    event loop, the brain); Triton's share."""
     split = {}
     for state, engine in (
         ("idle", row["engine_cpu_per_stream_pct"] / 100),
@@ -248,9 +250,8 @@ def cpu_split(row: dict[str, Any], costs: dict[str, float], fps: int = 25) -> di
             "vp8": costs[f"vp8_{state}"] * fps / 1000,
         }
         steps["rest_of_engine"] = engine - sum(steps.values())
-        steps["triton"] = (
-            row["speaking_triton_cores"] / row["users"] if state == "speaking" else 0.0
-        )
+        triton = row["speaking_triton_cores"] if state == "speaking" else row["idle_triton_cores"]
+        steps["triton"] = triton / row["users"]  # idle: keep-warm's requests (ENGINE_KEEP_WARM_S)
         split[state] = {name: round(value, 3) for name, value in steps.items()}
     return split
 
