@@ -26,6 +26,8 @@ from media.avatar.registry import AnyAvatar
 from media.avatar.visemes import Weights, fit_frames, silence
 
 AUDIO_FRAME = PLAYBACK_RATE // 50  # 20 ms per audio packet
+SILENT_PACKET = np.zeros(AUDIO_FRAME, dtype=np.int16)
+SILENT_PACKET.flags.writeable = False
 RENDER_AHEAD = 2  # frames rendered per batch
 MAX_LATE_FRAMES = 3  # a video track this far behind the clock skips to catch up
 
@@ -159,8 +161,10 @@ class AvatarStream:
         self._changes += 1
 
     def audio(self, index: int) -> npt.NDArray[np.int16]:
-        """Audio packet `index` (20 ms)."""
+        """Audio packet `index` (20 ms); read-only."""
         start, end = index * AUDIO_FRAME, (index + 1) * AUDIO_FRAME
+        if not self._queue:
+            return SILENT_PACKET
         out = np.zeros(AUDIO_FRAME, dtype=np.int16)
         for utterance in self._queue:
             lo, hi = max(start, utterance.start), min(end, utterance.end)
