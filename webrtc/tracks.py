@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from fractions import Fraction
+from typing import Any
 
 import av
 import numpy as np
@@ -88,7 +89,7 @@ class SpeechAudioTrack(MediaStreamTrack):
         self._silent_run = 0
         self._silence: bytes | None = None
 
-    async def recv(self) -> av.Packet:
+    async def recv(self) -> av.Packet[Any]:
         if self.readyState != "live":
             raise MediaStreamError
         index = self._index
