@@ -59,17 +59,11 @@ class Animator(ABC):
     def idle(self, count: int) -> Frames:
         return self.speak(silence(count))
 
-    def speak(
-        self,
-        weights: Weights,
-        upcoming: Weights | None = None,
-        previous: Weights | None = None,
-    ) -> Frames:
+    def speak(self, weights: Weights, upcoming: Weights | None = None) -> Frames:
         """The next len(weights) frames, the mouth following `weights` (one row a frame).
-        `upcoming` / `previous`: the rows of the frames after and before them, when known (a
-        stream rendering a few frames at a time), so the outer frames blend with their
-        neighbours too; without `previous`, the last row of the previous call."""
-        mouth = self._smooth(np.asarray(weights, dtype=np.float32), upcoming, previous)
+        `upcoming`: the row of the frame after them, when known (a stream rendering a few
+        frames at a time), so the last frame blends with its future too."""
+        mouth = self._smooth(np.asarray(weights, dtype=np.float32), upcoming)
         frames = np.empty((len(mouth), self.height, self.width, 3), dtype=np.uint8)
         for start in range(0, len(mouth), _CHUNK):
             stop = min(start + _CHUNK, len(mouth))
@@ -83,9 +77,7 @@ class Animator(ABC):
     def _compose(self, mouth: Weights, frames: npt.NDArray[np.int64]) -> Frames:
         """Frames `frames` of the clock, each with its (smoothed) mouth."""
 
-    def _smooth(
-        self, weights: Weights, upcoming: Weights | None, previous: Weights | None
-    ) -> Weights:
+    def _smooth(self, weights: Weights, upcoming: Weights | None) -> Weights:
         """One mouth dominates each frame (a blend of many sprites would ghost), and each
         blends with its neighbours on both sides (no lag), so shapes flow instead of popping;
         the first frame blends with the last one of the previous call."""
@@ -93,8 +85,7 @@ class Animator(ABC):
             return weights
         sharp = _sharpen(weights)
         side = self.smoothing / 2
-        last = self._last[np.newaxis] if previous is None else _sharpen(np.asarray(previous[:1]))
-        before = np.concatenate([last, sharp[:-1]])
+        before = np.concatenate([self._last[np.newaxis], sharp[:-1]])
         following = sharp[-1:] if upcoming is None else _sharpen(np.asarray(upcoming[:1]))
         after = np.concatenate([sharp[1:], following])
         self._last = sharp[-1]
