@@ -18,21 +18,18 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import numpy.typing as npt
 
+from orchestrator.knowledge.embedder import embed_inputs
 from orchestrator.metrics import KEEP_WARM
 from orchestrator.triton_client import TritonClient, TritonError
+from orchestrator.tts import tts_inputs
 from orchestrator.tutors import Voice
 from triton_ops.contracts import ModelContract, embed_contract, tts_contract
 
 log = logging.getLogger(__name__)
 
 WARM_WORDS = {"en": "Hi.", "zh": "你好。"}
-
-
-def _text(value: str) -> npt.NDArray[np.object_]:
-    return np.array([[value.encode("utf-8")]], dtype=np.object_)
 
 
 @dataclass(frozen=True)
@@ -43,11 +40,11 @@ class WarmRequest:
     @classmethod
     def voice(cls, voice: Voice) -> WarmRequest:
         words = WARM_WORDS.get(voice.language, WARM_WORDS["en"])
-        return cls(tts_contract(voice.model), {"TEXT": _text(words)})
+        return cls(tts_contract(voice.model), tts_inputs(words))
 
     @classmethod
     def embedding(cls, model: str) -> WarmRequest:
-        return cls(embed_contract(model), {"TEXT": _text("warm"), "MODE": _text("query")})
+        return cls(embed_contract(model), embed_inputs("warm", "query"))
 
 
 class KeepWarm:

@@ -7,6 +7,7 @@ import logging
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from orchestrator.knowledge.index import Vectors
 from orchestrator.metrics import timed
@@ -16,6 +17,14 @@ from triton_ops.contracts import embed_contract
 log = logging.getLogger(__name__)
 
 Mode = Literal["query", "passage"]
+
+
+def embed_inputs(text: str, mode: Mode) -> dict[str, npt.NDArray[np.object_]]:
+    """One text, as an embedding model takes it."""
+    return {
+        "TEXT": np.array([[text.encode("utf-8")]], dtype=np.object_),
+        "MODE": np.array([[mode.encode()]], dtype=np.object_),
+    }
 
 
 class Embedder:
@@ -31,12 +40,6 @@ class Embedder:
     async def _one(self, text: str, mode: Mode, model: str) -> Vectors:
         contract = embed_contract(model)
         async with self._gate:
-            out = await self._triton.infer(
-                contract,
-                {
-                    "TEXT": np.array([[text.encode("utf-8")]], dtype=np.object_),
-                    "MODE": np.array([[mode.encode()]], dtype=np.object_),
-                },
-            )
+            out = await self._triton.infer(contract, embed_inputs(text, mode))
         vector: Vectors = out["EMBEDDING"][0].astype(np.float32)
         return vector

@@ -130,10 +130,11 @@ class KnowledgeStore:
         just searched is not embedded again, nor a sentence scored before: a passage's
         sentences are what the next student asks about too."""
         model = self._bases[kb_id].model
-        question = self._questions.get((model, query.strip()))
+        asked = (model, query.strip())
+        question = self._questions.get(asked)
         if question is None:
             question = (await self.embedder.embed([query], "query", model))[0]
-            _keep(self._questions, (model, query.strip()), question, QUESTIONS_KEPT)
+            _keep(self._questions, asked, question, QUESTIONS_KEPT)
         known = {t: v for t in texts if (v := self._sentences.get((model, t))) is not None}
         missing = [t for t in dict.fromkeys(texts) if t not in known]
         if missing:
