@@ -12,8 +12,9 @@ import asyncio
 import os
 import threading
 import time
+import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -28,8 +29,7 @@ from media.avatar.visemes import Weights, fit_frames, silence
 AUDIO_FRAME = PLAYBACK_RATE // 50  # 20 ms per audio packet
 SILENT_PACKET = np.zeros(AUDIO_FRAME, dtype=np.int16)
 SILENT_PACKET.flags.writeable = False
-LEAD_S = 0.06  # how far ahead of the playhead a new utterance is placed
-RENDER_AHEAD = 2  # frames rendered per batch: the most an interruption can lag on video
+RENDER_AHEAD = 2  # frames rendered per batch
 MAX_LATE_FRAMES = 3  # a video track this far behind the clock skips to catch up
 
 RENDER_NICENESS = 5  # how much less the face's threads get of a busy CPU than the voice's
@@ -50,6 +50,21 @@ def _yield_to_speech() -> None:
 RENDERERS = ThreadPoolExecutor(
     max_workers=os.cpu_count() or 1, thread_name_prefix="render", initializer=_yield_to_speech
 )
+
+
+# Pictures at rest (eyes open, mouth closed), by avatar, conversion and pose: an idle stream
+# shows a few dozen (drawn) to a few hundred (photo) of them, rendered once for all its streams.
+_RESTING: dict[tuple[int, object], dict[Hashable, object]] = {}
+
+
+def resting_pictures(
+    avatar: AnyAvatar, convert: Callable[[Frames], object] | None
+) -> dict[Hashable, object]:
+    key = (id(avatar), convert)
+    if key not in _RESTING:
+        _RESTING[key] = {}
+        weakref.finalize(avatar, _RESTING.pop, key, None)
+    return _RESTING[key]
 
 
 @dataclass
@@ -77,16 +92,19 @@ class AvatarStream:
         """`on_render` hears the seconds each live frame took to render (the app's metrics);
         `convert` turns each rendered frame into what the video track sends (e.g. YUV), in the
         same renderer job: one trip off the event loop per batch of frames, at the renderers'
-        priority."""
+        priority. What it returns must never change: a picture at rest is shared by every
+        stream of the avatar."""
         if PLAYBACK_RATE % fps:
             raise ValueError(f"{fps} fps does not divide {PLAYBACK_RATE} Hz audio")
         self.fps = fps
         self.frame_samples = PLAYBACK_RATE // fps
         self.avatar = avatar
         self._animator = animator_for(avatar, fps)
+        self._resting = resting_pictures(avatar, convert)
         self._started: float | None = None
         self._queue: deque[Utterance] = deque()
         self._rendered: deque[tuple[int, object]] = deque()
+        self._changes = 0  # bumped when what is scheduled changes: renders in flight are stale
         self._on_render = on_render
         self._convert = convert
         self._played: deque[tuple[int, float]] = deque(maxlen=100)  # (packet, RMS) of speech
@@ -128,11 +146,16 @@ class AvatarStream:
         pcm16 = to_int16(resample(pcm, sample_rate, PLAYBACK_RATE))
         frames = max(1, -(-len(pcm16) // self.frame_samples))  # whole frames, rounded up
         pcm16 = np.pad(pcm16, (0, frames * self.frame_samples - len(pcm16)))
-        earliest = self.playhead() + int(LEAD_S * PLAYBACK_RATE)
-        earliest = -(-earliest // self.frame_samples) * self.frame_samples  # next frame boundary
+        # the first frame boundary the audio track has not sent yet: it sends each packet when
+        # the packet is due, and a video frame is rendered when due (or is re-rendered, below)
+        unsent = (self.playhead() // AUDIO_FRAME + 1) * AUDIO_FRAME
+        earliest = -(-unsent // self.frame_samples) * self.frame_samples
         start = max(earliest, self._queue[-1].end if self._queue else 0)
         utterance = Utterance(start, pcm16, fit_frames(weights, frames), on_heard=on_heard)
         self._queue.append(utterance)
+        first = start // self.frame_samples
+        self._rendered = deque(item for item in self._rendered if item[0] < first)
+        self._changes += 1
         return utterance
 
     def interrupt(self) -> int:
@@ -144,16 +167,17 @@ class AvatarStream:
             utterance.played.set()
         self._queue = deque(u for u in self._queue if u.end <= head)
         self._rendered.clear()
+        self._changes += 1
         return len(cut)
 
     def switch(self, avatar: AnyAvatar) -> None:
         if avatar is self.avatar:
             return
-        frame = self._animator.frame
         self.avatar = avatar
         self._animator = animator_for(avatar, self.fps)
-        self._animator.frame = frame
+        self._resting = resting_pictures(avatar, self._convert)
         self._rendered.clear()
+        self._changes += 1
 
     def audio(self, index: int) -> npt.NDArray[np.int16]:
         """Audio packet `index` (20 ms); read-only."""
@@ -184,28 +208,44 @@ class AvatarStream:
         return float(np.sqrt(np.mean(np.square(levels)))) if levels else 0.0
 
     async def video(self, index: int) -> object:
-        """Video frame `index` (converted, when the stream converts), rendered a couple of
-        frames at a time in RENDERERS."""
+        """Video frame `index` (converted, when the stream converts): a picture at rest that
+        this avatar showed before is taken as it was; others are rendered a couple of frames
+        at a time in RENDERERS."""
         while self._rendered and self._rendered[0][0] < index:
             self._rendered.popleft()
-        if not self._rendered:
-            weights = np.concatenate([self._weights(index + k) for k in range(RENDER_AHEAD + 1)])
+        while not self._rendered:
+            changes = self._changes
+            rows = range(-1, RENDER_AHEAD + 1)  # the frame before, the batch, the frame after
+            weights = np.concatenate([self._weights(index + k) for k in rows])
             started = time.perf_counter()
-            frames = await asyncio.get_running_loop().run_in_executor(
-                RENDERERS, self._render, weights
+            keys = self._animator.rest_keys(
+                index, weights[1:-1], upcoming=weights[-1:], previous=weights[:1]
             )
+            frames = [self._resting.get(key) if key is not None else None for key in keys]
+            if any(frame is None for frame in frames):
+                frames = await asyncio.get_running_loop().run_in_executor(
+                    RENDERERS, self._render, index, weights, keys
+                )
             if self._on_render is not None:
                 self._on_render((time.perf_counter() - started) / RENDER_AHEAD)
-            self._rendered.extend((index + k, frames[k]) for k in range(RENDER_AHEAD))
+            if changes == self._changes:  # else speech came or went meanwhile: render again
+                self._rendered.extend((index + k, frames[k]) for k in range(RENDER_AHEAD))
         return self._rendered.popleft()[1]
 
-    def _render(self, weights: Weights) -> list[object]:
-        """Frames for all rows but the last, which is the next frame's: the mouth of the last
-        one rendered blends with what follows it, as every other frame's does."""
-        frames = self._animator.speak(weights[:-1], upcoming=weights[-1:])
-        if self._convert is None:
-            return list(frames)
-        return [self._convert(frame) for frame in frames]
+    def _render(self, index: int, weights: Weights, keys: list[Hashable | None]) -> list[object]:
+        """Frames `index`… for the rows between the first and the last, which are the frames
+        before and after them: each mouth blends with both its neighbours, as in one whole
+        render. Nothing carries over from the last batch, so a batch can be rendered again.
+        Those at rest (`keys`) are kept for every stream of this avatar."""
+        self._animator.frame = index
+        rendered = self._animator.speak(weights[1:-1], upcoming=weights[-1:], previous=weights[:1])
+        frames: list[object] = []
+        for key, pixels in zip(keys, rendered, strict=True):
+            if self._convert is None:
+                pixels.flags.writeable = False
+            frame = pixels if self._convert is None else self._convert(pixels)
+            frames.append(frame if key is None else self._resting.setdefault(key, frame))
+        return frames
 
     def late_by(self, index: int) -> int:
         """How many frames frame `index` is behind the clock."""

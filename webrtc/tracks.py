@@ -26,6 +26,9 @@ class AvatarVideoTrack(MediaStreamTrack):
         super().__init__()
         self._stream = stream
         self._index = 0
+        # aiortc encodes each frame before it asks for the next: one frame object can be resent
+        self._picture: I420 | None = None
+        self._frame = av.VideoFrame(16, 16, "yuv420p")
 
     async def recv(self) -> av.VideoFrame:
         if self.readyState != "live":
@@ -36,14 +39,19 @@ class AvatarVideoTrack(MediaStreamTrack):
         index = self._index
         self._index += 1
         await stream.wait_for(index * stream.frame_samples)
-        frame = await stream.video(index)
-        assert isinstance(frame, av.VideoFrame), "the stream must convert with to_yuv"
+        picture = await stream.video(index)
+        assert isinstance(picture, np.ndarray), "the stream must convert with to_i420"
+        if picture is not self._picture:  # else a picture at rest again: its frame is reused
+            self._picture = picture
+            self._frame = av.VideoFrame.from_ndarray(picture, format="yuv420p")
+        frame = self._frame
         frame.pts = index * (VIDEO_CLOCK // stream.fps)
         frame.time_base = Fraction(1, VIDEO_CLOCK)
         return frame
 
 
 _converters = threading.local()
+I420 = npt.NDArray[np.uint8]  # YUV 4:2:0 planes in one array, [H·3/2, W]
 
 
 def to_yuv(pixels: Frames) -> av.VideoFrame:
@@ -56,6 +64,14 @@ def to_yuv(pixels: Frames) -> av.VideoFrame:
     rgb = av.VideoFrame.from_ndarray(pixels, format="rgb24")
     frame: av.VideoFrame = converter.reformat(rgb, format="yuv420p", threads=1)
     return frame
+
+
+def to_i420(pixels: Frames) -> I420:
+    """A rendered frame's YUV planes (what AvatarVideoTrack sends), read-only: a picture at rest
+    is shared by every stream of its avatar."""
+    planes = np.asarray(to_yuv(pixels).to_ndarray(), dtype=np.uint8)
+    planes.flags.writeable = False
+    return planes
 
 
 OPUS_BITRATE = 64_000  # one voice, mono

@@ -10,6 +10,7 @@ per chunk, everything else numpy slicing), `PhotoAnimator` (media/avatar/photo/)
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Hashable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -27,6 +28,12 @@ _BLINK = np.array([0.5, 1.0, 1.0, 0.6, 0.2], dtype=np.float32)  # eyelid closure
 SHARPNESS = 3.0
 _CHUNK = 32  # frames whose sprites are blended at once
 _SIL = INDEX["sil"]
+
+
+def _at_rest(mouth: Weights, lids: npt.NDArray[np.float32]) -> npt.NDArray[np.bool_]:
+    """Frames with open eyes and a closed mouth."""
+    resting: npt.NDArray[np.bool_] = (lids == 0) & (mouth[:, _SIL] > 1 - 1e-6)
+    return resting
 
 
 def _sharpen(weights: Weights) -> Weights:
@@ -59,11 +66,19 @@ class Animator(ABC):
     def idle(self, count: int) -> Frames:
         return self.speak(silence(count))
 
-    def speak(self, weights: Weights, upcoming: Weights | None = None) -> Frames:
+    def speak(
+        self,
+        weights: Weights,
+        upcoming: Weights | None = None,
+        previous: Weights | None = None,
+    ) -> Frames:
         """The next len(weights) frames, the mouth following `weights` (one row a frame).
-        `upcoming`: the row of the frame after them, when known (a stream rendering a few
-        frames at a time), so the last frame blends with its future too."""
-        mouth = self._smooth(np.asarray(weights, dtype=np.float32), upcoming)
+        `upcoming` / `previous`: the rows of the frames after and before them, when known (a
+        stream rendering a few frames at a time), so the outer frames blend with their
+        neighbours too; without `previous`, the last row of the previous call."""
+        mouth = self._smooth(np.asarray(weights, dtype=np.float32), upcoming, previous)
+        if len(mouth):
+            self._last = _sharpen(np.asarray(weights[-1:], dtype=np.float32))[0]
         frames = np.empty((len(mouth), self.height, self.width, 3), dtype=np.uint8)
         for start in range(0, len(mouth), _CHUNK):
             stop = min(start + _CHUNK, len(mouth))
@@ -77,7 +92,9 @@ class Animator(ABC):
     def _compose(self, mouth: Weights, frames: npt.NDArray[np.int64]) -> Frames:
         """Frames `frames` of the clock, each with its (smoothed) mouth."""
 
-    def _smooth(self, weights: Weights, upcoming: Weights | None) -> Weights:
+    def _smooth(
+        self, weights: Weights, upcoming: Weights | None, previous: Weights | None
+    ) -> Weights:
         """One mouth dominates each frame (a blend of many sprites would ghost), and each
         blends with its neighbours on both sides (no lag), so shapes flow instead of popping;
         the first frame blends with the last one of the previous call."""
@@ -85,12 +102,29 @@ class Animator(ABC):
             return weights
         sharp = _sharpen(weights)
         side = self.smoothing / 2
-        before = np.concatenate([self._last[np.newaxis], sharp[:-1]])
+        last = self._last[np.newaxis] if previous is None else _sharpen(np.asarray(previous[:1]))
+        before = np.concatenate([last, sharp[:-1]])
         following = sharp[-1:] if upcoming is None else _sharpen(np.asarray(upcoming[:1]))
         after = np.concatenate([sharp[1:], following])
-        self._last = sharp[-1]
         smoothed: Weights = (1 - self.smoothing) * sharp + side * before + side * after
         return smoothed
+
+    def rest_keys(
+        self, first: int, weights: Weights, upcoming: Weights, previous: Weights
+    ) -> list[Hashable | None]:
+        """For the frames `speak` would render from these rows with its clock at `first`
+        (nothing is rendered, nothing changes): each one's pose when it is a picture at rest
+        (eyes open, mouth closed), else None. Frames at rest in one pose are one picture, in
+        every animator of this avatar."""
+        mouth = self._smooth(np.asarray(weights, dtype=np.float32), upcoming, previous)
+        frames = first + np.arange(len(mouth), dtype=np.int64)
+        resting = _at_rest(mouth, self._eyelids(frames))
+        poses = self._poses(frames)
+        return [pose if rest else None for pose, rest in zip(poses, resting, strict=True)]
+
+    @abstractmethod
+    def _poses(self, frames: npt.NDArray[np.int64]) -> list[Hashable]:
+        """The head's idle pose in frames `frames` of the clock, as a key."""
 
     def _eyelids(self, frames: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
         start = np.searchsorted(self._blinks, frames, side="right") - 1
@@ -137,7 +171,7 @@ class FaceAnimator(Animator):
         at rest (eyes open, mouth closed: most of an idle stream) is a cached picture."""
         avatar = self.avatar
         lids = self._eyelids(frames)
-        resting = (lids == 0) & (mouth[:, _SIL] > 1 - 1e-6)
+        resting = _at_rest(mouth, lids)
         moving = np.flatnonzero(~resting)
         shut = lids[moving][:, None, None, None]
         eyes = (1 - shut) * avatar.eyes_open + shut * avatar.eyes_closed
@@ -153,6 +187,10 @@ class FaceAnimator(Animator):
                 _over_rgb(out[i], sprite, x + int(dx), y + int(dy))
             drawn += 1
         return out
+
+    def _poses(self, frames: npt.NDArray[np.int64]) -> list[Hashable]:
+        offsets = self._offsets(frames, np.zeros(len(frames), dtype=np.float32))
+        return [(int(dx), int(dy)) for dx, dy in offsets]
 
     def _rest(self, dx: int, dy: int) -> Frames:
         """The still for (dx, dy) with open eyes and a closed mouth."""

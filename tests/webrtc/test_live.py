@@ -183,9 +183,14 @@ async def test_barge_in_stops_the_tutor_within_200_ms(engine: EngineProcess) -> 
         await asyncio.sleep(1.5)
         last_sound = speaking(client, sent)[-1].arrived
         assert last_sound - stop < 0.2, last_sound - stop
+        # the mouth went back to rest: nowhere near as open as it was while speaking. Not
+        # compared with the resting picture itself: the encoder may restart at a lower bit
+        # rate meanwhile, and its fresh keyframe blurs the lips for a while
+        rest = float(np.median([r.value for r in client.video if r.arrived < sent]))
+        widest = max(r.value for r in client.video if sent < r.arrived < stop)
         mouth_after = [r.value for r in client.video if r.arrived > stop + 0.3]
-        mouth_before = [r.value for r in client.video if sent < r.arrived < stop]
-        assert max(mouth_after) < np.percentile(mouth_before, 75)  # the mouth went back to rest
+        assert widest > 2 * rest, (widest, rest)
+        assert max(mouth_after) < rest + (widest - rest) / 3, (mouth_after, rest, widest)
 
         # a new utterance from the student also cuts the tutor off, then gets its answer
         sent = time.monotonic()

@@ -4,6 +4,9 @@ an interruption silences both at once."""
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +17,7 @@ from media.avatar import draw
 from media.avatar.animator import FaceAnimator
 from media.avatar.registry import Avatar, load_avatar
 from media.avatar.visemes import INDEX, silence
-from webrtc.stream import AUDIO_FRAME, LEAD_S, AvatarStream
+from webrtc.stream import AUDIO_FRAME, AvatarStream
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +108,7 @@ async def test_an_interruption_silences_audio_and_video_at_once(avatar: Avatar) 
     # the next reply is not queued behind the speech that was cut off
     following = stream.say(tone(0.5), 22050, open_mouth(13))
     assert following.start < utterance.end
-    assert following.start - stream.playhead() <= LEAD_S * PLAYBACK_RATE + stream.frame_samples
+    assert following.start - stream.playhead() <= stream.frame_samples
 
 
 def test_an_utterance_knows_when_its_first_packet_left(avatar: Avatar) -> None:
@@ -115,3 +118,80 @@ def test_an_utterance_knows_when_its_first_packet_left(avatar: Avatar) -> None:
     assert utterance.heard_at is None  # the packet before it holds none of its samples
     stream.audio(utterance.start // AUDIO_FRAME)
     assert utterance.heard_at is not None
+
+
+def into_frame(stream: AvatarStream, index: int) -> None:
+    """Sets the stream's clock a little way into frame `index`."""
+    stream._started = time.monotonic() - (index * stream.frame_samples + 100) / PLAYBACK_RATE
+
+
+def whole_render(avatar: Avatar, before: int, weights: np.ndarray, index: int) -> np.ndarray:
+    return FaceAnimator(avatar).speak(np.concatenate([silence(before), weights, silence(3)]))[index]
+
+
+async def test_speech_starts_on_the_next_frame_even_when_that_frame_was_rendered(
+    avatar: Avatar,
+) -> None:
+    """Frames render two at a time, so the next frame is often ready before speech is queued;
+    it is rendered again with the mouth rather than the speech waiting a frame or two."""
+    stream = AvatarStream(avatar)
+    now = 10
+    await stream.video(now)  # renders `now` and `now + 1`, both idle
+    into_frame(stream, now)
+    utterance = stream.say(tone(1.0), 22050, open_mouth(25))
+    first = utterance.start // stream.frame_samples
+    assert first == now + 1
+    assert np.array_equal(
+        await stream.video(first), whole_render(avatar, first, utterance.weights, first)
+    )
+
+
+async def test_a_render_under_way_when_speech_comes_is_done_again(avatar: Avatar) -> None:
+    stream = AvatarStream(avatar)
+    now = 10
+    rendering, release = threading.Event(), threading.Event()
+    render = stream._render
+    stream._resting = {}  # no picture at rest shown yet: the idle frame is rendered
+
+    def slow_render(index: int, weights: np.ndarray, keys: list) -> list[object]:
+        rendering.set()
+        release.wait(5)
+        return render(index, weights, keys)
+
+    stream._render = slow_render  # type: ignore[method-assign]
+    frame = asyncio.create_task(stream.video(now + 1))
+    await asyncio.to_thread(rendering.wait, 5)
+    into_frame(stream, now)
+    utterance = stream.say(tone(1.0), 22050, open_mouth(25))
+    release.set()
+    first = utterance.start // stream.frame_samples
+    assert first == now + 1
+    rendered = await frame
+    assert np.array_equal(rendered, whole_render(avatar, first, utterance.weights, first))
+
+
+async def test_pictures_at_rest_are_rendered_once_for_every_stream_of_an_avatar(
+    avatar: Avatar,
+) -> None:
+    fresh = replace(avatar)  # nothing of this avatar shown yet
+    first, second = AvatarStream(fresh), AvatarStream(fresh)
+    renders = {first: 0, second: 0}
+    for stream in (first, second):
+
+        def counted(*args: object, stream: AvatarStream = stream) -> list[object]:
+            renders[stream] += 1
+            return type(stream)._render(stream, *args)  # type: ignore[arg-type]
+
+        stream._render = counted  # type: ignore[method-assign]
+    count = 250
+    shown = [await first.video(index) for index in range(count)]
+    again = [await second.video(index) for index in range(count)]
+
+    drawn = FaceAnimator(fresh)
+    assert all(np.array_equal(a, b) for a, b in zip(shown, drawn.idle(count), strict=True))
+    keys = drawn.rest_keys(0, silence(count), upcoming=silence(1), previous=silence(1))
+    moving = {index // 2 for index, key in enumerate(keys) if key is None}  # batches of two
+    assert moving  # a blink
+    assert renders[second] == len(moving)  # the rest came from what the first stream showed
+    assert renders[first] > renders[second]
+    assert all(a is b for a, b, key in zip(shown, again, keys, strict=True) if key is not None)

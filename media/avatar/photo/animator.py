@@ -5,6 +5,8 @@ the photo's own lid skin during blinks. Everything outside the region is the pho
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+
 import cv2
 import numpy as np
 import numpy.typing as npt
@@ -17,6 +19,10 @@ from media.avatar.visemes import INDEX, Weights
 cv2.setNumThreads(1)  # streams are the parallelism: OpenCV's own threads would fight them
 SWAY = 0.9  # rig units (degrees of head roll)
 BREATH = 1.0  # rig units
+# Idle motion moves in steps this small (under half a pixel): a stream at rest shows one of a
+# few hundred poses, each rendered once per avatar (webrtc/stream.py).
+SWAY_STEP = 0.1
+BREATH_STEP = 0.25
 _INNER = np.array(mesh.UPPER_LIP_INNER + mesh.LOWER_LIP_INNER[::-1][1:-1])
 _FF = INDEX["FF"]
 
@@ -43,10 +49,8 @@ class PhotoAnimator(Animator):
     def _compose(self, mouth: Weights, frames: npt.NDArray[np.int64]) -> Frames:
         look = self.avatar.look
         lids = self._eyelids(frames)
-        idle = np.stack(
-            [SWAY * self._wave(frames, 6.3, 0), BREATH * self._wave(frames, 3.9, 1), lids], axis=1
-        )
-        idle = idle.astype(np.float32)
+        steps = self._steps(frames) * np.array([SWAY_STEP, BREATH_STEP])
+        idle = np.concatenate([steps, lids[:, None]], axis=1).astype(np.float32)
         h, w = self._half
         uppers = (mouth @ self._upper).reshape(len(frames), h, w, 2)
         lowers = (mouth @ self._lower).reshape(len(frames), h, w, 2)
@@ -80,6 +84,16 @@ class PhotoAnimator(Animator):
                 look.close_eyes(face, float(lids[i]))
             out[i][self._box] = face
         return out
+
+    def _steps(self, frames: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """Sway and breathing in frames `frames`, in steps: [T, 2]."""
+        sway = np.round(SWAY * self._wave(frames, 6.3, 0) / SWAY_STEP)
+        breath = np.round(BREATH * self._wave(frames, 3.9, 1) / BREATH_STEP)
+        steps: npt.NDArray[np.int64] = np.stack([sway, breath], axis=1).astype(np.int64)
+        return steps
+
+    def _poses(self, frames: npt.NDArray[np.int64]) -> list[Hashable]:
+        return [(int(sway), int(breath)) for sway, breath in self._steps(frames)]
 
     def _below_seam(self, points: npt.NDArray[np.float32]) -> npt.NDArray[np.bool_]:
         """Half-resolution mask of the pixels the lower layer (lower lip, jaw) draws."""

@@ -11,6 +11,7 @@ from media.avatar import draw
 from media.avatar.animator import FaceAnimator, openness, silence
 from media.avatar.registry import Avatar, Motion, load_avatar
 from media.avatar.visemes import INDEX, VISEMES
+from tests.support.rest import check_rest_keys
 
 
 @pytest.fixture(scope="module")
@@ -94,3 +95,8 @@ def test_frames_at_rest_come_from_the_cache_and_match_the_drawn_ones(avatar: Ava
     fast, slow = cached.speak(silence(60)), drawn.speak(almost)
     assert np.abs(fast.astype(int) - slow).max() <= 1  # blinks and head motion included
     assert len(cached._resting) > 0 and not drawn._resting
+
+
+def test_frames_at_rest_in_one_pose_are_one_picture(avatar: Avatar) -> None:
+    poses = check_rest_keys(FaceAnimator(avatar))
+    assert poses <= 35  # sway ±3 px, bob ±2 px, in whole pixels

@@ -21,6 +21,7 @@ from media.avatar.photo.portrait import Limits, PortraitError, check, frame, pos
 from media.avatar.visemes import INDEX, VISEMES
 from orchestrator.faces import FaceFinder, FoundFace
 from orchestrator.triton_client import TritonClient
+from tests.support.rest import check_rest_keys
 
 pytestmark = pytest.mark.serving
 
@@ -141,3 +142,8 @@ def test_faces_that_cannot_be_animated_are_refused(found: FoundFace) -> None:
         check(picture, found.points, 0.2, Limits())
     assert hidden.value.code == "face_hidden"
     assert check(picture, found.points, found.presence, Limits()).yaw == pose(found.points).yaw
+
+
+def test_frames_at_rest_in_one_pose_are_one_picture(collins: PhotoAvatar) -> None:
+    poses = check_rest_keys(PhotoAnimator(collins))
+    assert poses < 120  # of 400 frames at rest: each picture is rendered once per avatar
