@@ -28,6 +28,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # numpy as the engine runs it (its __main__)
+
 import numpy as np
 from aiortc.codecs.base import Encoder
 from aiortc.codecs.vpx import Vp8Encoder
@@ -39,11 +41,14 @@ from benchmarks.harness import portraits
 from benchmarks.harness.client import receive, send
 from benchmarks.harness.processes import EngineProcess, TritonProcess, descendants
 from benchmarks.harness.webrtc_client import LiveClient, mouth_inside
+from media.audio import PLAYBACK_RATE
 from media.avatar.animator import animator_for
 from media.avatar.photo.avatar import PhotoAvatar
 from media.avatar.registry import AnyAvatar, load_avatar
+from media.avatar.visemes import Weights
 from webrtc.encoders import AvatarVp8Encoder
-from webrtc.tracks import to_yuv
+from webrtc.pictures import I420, to_yuv
+from webrtc.stream import AvatarStream
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -200,9 +205,11 @@ def stage_medians(log: Path, skip_lines: int = 0) -> dict[str, float]:
     }
 
 
-def per_frame_costs(avatar: AnyAvatar) -> dict[str, float]:
+async def per_frame_costs(avatar: AnyAvatar) -> dict[str, float]:
     """Milliseconds one frame costs in each step a live stream takes, on one core, at rest
-    (idle) and talking: render, RGB → YUV, VP8 (ours, and aiortc's own settings)."""
+    (idle) and talking: the stream's picture (rendered and converted to YUV, or the avatar's
+    shared picture at rest), the track's frame made from it, VP8 (ours, and aiortc's
+    settings)."""
 
     def per_frame(step: Callable[[], object], count: int) -> float:
         started = time.perf_counter()
@@ -211,15 +218,10 @@ def per_frame_costs(avatar: AnyAvatar) -> dict[str, float]:
 
     talking = np.random.default_rng(0).dirichlet(np.ones(15), 100).astype(np.float32)
     warm = animator_for(avatar)
-    warm.idle(25 * 90)  # a running stream's caches are warm: its sway has been everywhere
-    warm.speak(talking)
+    warm.idle(25 * 90)
     idle_frames = warm.idle(100)
     talking_frames = warm.speak(talking)
-    costs = {
-        "render_idle": per_frame(lambda: warm.idle(100), 100),
-        "render_speaking": per_frame(lambda: warm.speak(talking), 100),
-        "yuv": per_frame(lambda: [to_yuv(f) for f in idle_frames], len(idle_frames)),
-    }
+    costs = await stream_costs(avatar, talking)
     for name, make in (("vp8", AvatarVp8Encoder), ("aiortc_vp8", Vp8Encoder)):
         for state, frames in (("idle", idle_frames), ("speaking", talking_frames)):
             encoder = make()
@@ -235,6 +237,37 @@ def per_frame_costs(avatar: AnyAvatar) -> dict[str, float]:
     return costs
 
 
+async def stream_costs(avatar: AnyAvatar, talking: Weights) -> dict[str, float]:
+    """CPU (the renderer threads' included) per frame of a live stream of `avatar` once its
+    pictures at rest are warm (another stream showed it for 90 s): the stream's pictures, as
+    AvatarStream.video makes them, and the track's frame for each picture that differs from
+    the one before; idle, then speaking `talking` (one row a frame)."""
+    shown = AvatarStream(avatar, canvas=I420())
+    for index in range(25 * 90):
+        await shown.video(index)
+    stream = AvatarStream(avatar, canvas=I420())
+    costs = {}
+    # the second time speaking is measured: the first, the new stream's animator draws its
+    # stills for the nodding head
+    for state, first in (("idle", 25 * 100), ("speaking", 25 * 110), ("speaking", 25 * 120)):
+        if state == "speaking":
+            stream._started = time.monotonic() - first * stream.frame_samples / PLAYBACK_RATE
+            pcm = np.zeros(len(talking) * stream.frame_samples, dtype=np.float32)
+            stream.say(pcm, PLAYBACK_RATE, talking)
+            first = stream._queue[0].start // stream.frame_samples
+        count = len(talking)
+        started = time.process_time()
+        pictures = [await stream.video(first + i) for i in range(count)]
+        costs[f"picture_{state}"] = (time.process_time() - started) / count * 1000
+        new = [p for i, p in enumerate(pictures) if i == 0 or p is not pictures[i - 1]]
+        started = time.process_time()
+        for picture in new:
+            assert isinstance(picture, np.ndarray)
+            VideoFrame.from_ndarray(picture, format="yuv420p")
+        costs[f"frame_{state}"] = (time.process_time() - started) / count * 1000
+    return {name: round(value, 2) for name, value in costs.items()}
+
+
 def cpu_split(row: dict[str, Any], costs: dict[str, float], fps: int = 25) -> dict[str, Any]:
     """One stream's cores, idle and speaking: the measured steps at `fps` frames a second,
     and the rest of the engine's measured share (aiortc's per-packet work, pacing, the
@@ -245,8 +278,8 @@ def cpu_split(row: dict[str, Any], costs: dict[str, float], fps: int = 25) -> di
         ("speaking", row["speaking_engine_cores"] / row["users"]),
     ):
         steps = {
-            "render": costs[f"render_{state}"] * fps / 1000,
-            "yuv": costs["yuv"] * fps / 1000,
+            "picture": costs[f"picture_{state}"] * fps / 1000,
+            "frame": costs[f"frame_{state}"] * fps / 1000,
             "vp8": costs[f"vp8_{state}"] * fps / 1000,
         }
         steps["rest_of_engine"] = engine - sum(steps.values())
@@ -287,21 +320,23 @@ def markdown(report: dict[str, Any]) -> str:
     costs = report["per_frame_ms"]
     lines += [
         "",
-        f"Per video frame, one core (idle / speaking): render {costs['render_idle']} / "
-        f"{costs['render_speaking']} ms, RGB→YUV {costs['yuv']} ms, VP8 {costs['vp8_idle']} / "
+        f"Per video frame, one core (idle / speaking): the stream's picture (render + YUV; at "
+        f"rest, the avatar's shared one) {costs['picture_idle']} / {costs['picture_speaking']} "
+        f"ms, the track's frame {costs['frame_idle']} / {costs['frame_speaking']} "
+        f"ms, VP8 {costs['vp8_idle']} / "
         f"{costs['vp8_speaking']} ms (aiortc's own settings: {costs['aiortc_vp8_idle']} / "
         f"{costs['aiortc_vp8_speaking']} ms).",
         "",
         "One stream's cores (each step at 25 frames/s; the rest of the engine's measured share "
         "is aiortc's packet work, pacing, the event loop and the brain):",
         "",
-        "| users | state | render | RGB→YUV | VP8 | rest of the engine | Triton | total |",
+        "| users | state | picture | track frame | VP8 | rest of the engine | Triton | total |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         for state, split in cpu_split(r, costs).items():
             cells = " | ".join(
-                f"{split[k]:.3f}" for k in ("render", "yuv", "vp8", "rest_of_engine", "triton")
+                f"{split[k]:.3f}" for k in ("picture", "frame", "vp8", "rest_of_engine", "triton")
             )
             lines.append(f"| {r['users']} | {state} | {cells} | {sum(split.values()):.3f} |")
     lines.append("")
@@ -333,7 +368,7 @@ async def main(users: list[int], photo: bool) -> None:
         report = {
             "avatar": "photo (astronaut portrait)" if photo else avatar.avatar_id,
             "rounds": rounds,
-            "per_frame_ms": per_frame_costs(avatar),
+            "per_frame_ms": await per_frame_costs(avatar),
         }
     print(markdown(report))
     RESULTS.mkdir(parents=True, exist_ok=True)

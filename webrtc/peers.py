@@ -20,9 +20,10 @@ from media.avatar.registry import AnyAvatar
 from webrtc.encoders import use_avatar_encoders
 from webrtc.ice import acceptable, filter_sdp
 from webrtc.microphone import Hear, listen
+from webrtc.pictures import I420
 from webrtc.sdp import SdpError, check_candidate, check_offer
 from webrtc.stream import AvatarStream
-from webrtc.tracks import AvatarVideoTrack, SpeechAudioTrack, to_i420
+from webrtc.tracks import AvatarVideoTrack, SpeechAudioTrack
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ class PeerRegistry:
             raise SignalingError(f"the offer cannot be used: {error}") from error
         await self.close(key, "peer_replaced")
         pc = RTCPeerConnection(RTCConfiguration(iceServers=self.settings.ice_servers))
-        stream = AvatarStream(avatar, self.settings.fps, self.observer.frame_rendered, to_i420)
+        stream = AvatarStream(avatar, self.settings.fps, self.observer.frame_rendered, I420())
         peer = Peer(key, pc, stream)
         self._peers[key] = peer
         self.observer.peers_changed(len(self._peers))

@@ -22,9 +22,10 @@ import numpy as np
 import numpy.typing as npt
 
 from media.audio import PLAYBACK_RATE, resample, to_int16
-from media.avatar.animator import Frames, animator_for
+from media.avatar.animator import animator_for
 from media.avatar.registry import AnyAvatar
 from media.avatar.visemes import Weights, fit_frames, silence
+from webrtc.pictures import RGB, Canvas
 
 AUDIO_FRAME = PLAYBACK_RATE // 50  # 20 ms per audio packet
 SILENT_PACKET = np.zeros(AUDIO_FRAME, dtype=np.int16)
@@ -52,15 +53,13 @@ RENDERERS = ThreadPoolExecutor(
 )
 
 
-# Pictures at rest (eyes open, mouth closed), by avatar, conversion and pose: an idle stream
-# shows a few dozen (drawn) to a few hundred (photo) of them, rendered once for all its streams.
-_RESTING: dict[tuple[int, object], dict[Hashable, object]] = {}
+# Pictures at rest (eyes open, mouth closed), by avatar, canvas and pose: an idle stream shows a
+# few dozen (drawn) to a few hundred (photo) of them, made once for all the avatar's streams.
+_RESTING: dict[tuple[int, type], dict[Hashable, object]] = {}
 
 
-def resting_pictures(
-    avatar: AnyAvatar, convert: Callable[[Frames], object] | None
-) -> dict[Hashable, object]:
-    key = (id(avatar), convert)
+def resting_pictures(avatar: AnyAvatar, canvas: Canvas) -> dict[Hashable, object]:
+    key = (id(avatar), type(canvas))
     if key not in _RESTING:
         _RESTING[key] = {}
         weakref.finalize(avatar, _RESTING.pop, key, None)
@@ -87,26 +86,25 @@ class AvatarStream:
         avatar: AnyAvatar,
         fps: int = 25,
         on_render: Callable[[float], None] | None = None,
-        convert: Callable[[Frames], object] | None = None,
+        canvas: Canvas | None = None,
     ) -> None:
         """`on_render` hears the seconds each live frame took to render (the app's metrics);
-        `convert` turns each rendered frame into what the video track sends (e.g. YUV), in the
-        same renderer job: one trip off the event loop per batch of frames, at the renderers'
-        priority. What it returns must never change: a picture at rest is shared by every
-        stream of the avatar."""
+        `canvas` makes the pictures the video track sends (webrtc/pictures.py; default RGB),
+        in the renderer job: one trip off the event loop per batch of frames, at the
+        renderers' priority."""
         if PLAYBACK_RATE % fps:
             raise ValueError(f"{fps} fps does not divide {PLAYBACK_RATE} Hz audio")
         self.fps = fps
         self.frame_samples = PLAYBACK_RATE // fps
         self.avatar = avatar
         self._animator = animator_for(avatar, fps)
-        self._resting = resting_pictures(avatar, convert)
+        self._canvas: Canvas = canvas or RGB()
+        self._resting = resting_pictures(avatar, self._canvas)
         self._started: float | None = None
         self._queue: deque[Utterance] = deque()
         self._rendered: deque[tuple[int, object]] = deque()
         self._changes = 0  # bumped when what is scheduled changes: renders in flight are stale
         self._on_render = on_render
-        self._convert = convert
         self._played: deque[tuple[int, float]] = deque(maxlen=100)  # (packet, RMS) of speech
 
     # --- the clock --------------------------------------------------------------------
@@ -175,7 +173,7 @@ class AvatarStream:
             return
         self.avatar = avatar
         self._animator = animator_for(avatar, self.fps)
-        self._resting = resting_pictures(avatar, self._convert)
+        self._resting = resting_pictures(avatar, self._canvas)
         self._rendered.clear()
         self._changes += 1
 
@@ -208,9 +206,9 @@ class AvatarStream:
         return float(np.sqrt(np.mean(np.square(levels)))) if levels else 0.0
 
     async def video(self, index: int) -> object:
-        """Video frame `index` (converted, when the stream converts): a picture at rest that
-        this avatar showed before is taken as it was; others are rendered a couple of frames
-        at a time in RENDERERS."""
+        """Video frame `index`, from the canvas: a picture at rest that this avatar showed
+        before is taken as it was; others are rendered a couple of frames at a time in
+        RENDERERS."""
         while self._rendered and self._rendered[0][0] < index:
             self._rendered.popleft()
         while not self._rendered:
@@ -224,7 +222,7 @@ class AvatarStream:
             frames = [self._resting.get(key) if key is not None else None for key in keys]
             if any(frame is None for frame in frames):
                 frames = await asyncio.get_running_loop().run_in_executor(
-                    RENDERERS, self._render, index, weights, keys
+                    RENDERERS, self._render, index, weights
                 )
             if self._on_render is not None:
                 self._on_render((time.perf_counter() - started) / RENDER_AHEAD)
@@ -232,19 +230,22 @@ class AvatarStream:
                 self._rendered.extend((index + k, frames[k]) for k in range(RENDER_AHEAD))
         return self._rendered.popleft()[1]
 
-    def _render(self, index: int, weights: Weights, keys: list[Hashable | None]) -> list[object]:
+    def _render(self, index: int, weights: Weights) -> list[object]:
         """Frames `index`… for the rows between the first and the last, which are the frames
         before and after them: each mouth blends with both its neighbours, as in one whole
         render. Nothing carries over from the last batch, so a batch can be rendered again.
-        Those at rest (`keys`) are kept for every stream of this avatar."""
-        self._animator.frame = index
-        rendered = self._animator.speak(weights[1:-1], upcoming=weights[-1:], previous=weights[:1])
-        frames: list[object] = []
-        for key, pixels in zip(keys, rendered, strict=True):
-            if self._convert is None:
-                pixels.flags.writeable = False
-            frame = pixels if self._convert is None else self._convert(pixels)
-            frames.append(frame if key is None else self._resting.setdefault(key, frame))
+        Each is its pose's picture at rest, made once for every stream of this avatar, with
+        what differs patched over a copy of it."""
+        parts = self._animator.parts(
+            index, weights[1:-1], upcoming=weights[-1:], previous=weights[:1]
+        )
+        frames = []
+        for part in parts:
+            base = self._resting.get(part.pose)
+            if base is None:
+                picture = self._canvas.whole(self._animator.rest_picture(part.pose))
+                base = self._resting.setdefault(part.pose, picture)
+            frames.append(self._canvas.patched(base, part) if part.patches else base)
         return frames
 
     def late_by(self, index: int) -> int:

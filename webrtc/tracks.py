@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from fractions import Fraction
 from typing import Any
 
@@ -10,10 +9,9 @@ import av
 import numpy as np
 import numpy.typing as npt
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from av.video.reformatter import VideoReformatter
 
 from media.audio import PLAYBACK_RATE
-from media.avatar.animator import Frames
+from webrtc.pictures import I420Planes
 from webrtc.stream import AUDIO_FRAME, MAX_LATE_FRAMES, AvatarStream
 
 VIDEO_CLOCK = 90_000
@@ -27,7 +25,7 @@ class AvatarVideoTrack(MediaStreamTrack):
         self._stream = stream
         self._index = 0
         # aiortc encodes each frame before it asks for the next: one frame object can be resent
-        self._picture: I420 | None = None
+        self._picture: I420Planes | None = None
         self._frame = av.VideoFrame(16, 16, "yuv420p")
 
     async def recv(self) -> av.VideoFrame:
@@ -40,7 +38,7 @@ class AvatarVideoTrack(MediaStreamTrack):
         self._index += 1
         await stream.wait_for(index * stream.frame_samples)
         picture = await stream.video(index)
-        assert isinstance(picture, np.ndarray), "the stream must convert with to_i420"
+        assert isinstance(picture, np.ndarray), "the stream must draw on an I420 canvas"
         if picture is not self._picture:  # else a picture at rest again: its frame is reused
             self._picture = picture
             self._frame = av.VideoFrame.from_ndarray(picture, format="yuv420p")
@@ -48,30 +46,6 @@ class AvatarVideoTrack(MediaStreamTrack):
         frame.pts = index * (VIDEO_CLOCK // stream.fps)
         frame.time_base = Fraction(1, VIDEO_CLOCK)
         return frame
-
-
-_converters = threading.local()
-I420 = npt.NDArray[np.uint8]  # YUV 4:2:0 planes in one array, [H·3/2, W]
-
-
-def to_yuv(pixels: Frames) -> av.VideoFrame:
-    """A rendered frame as the encoders take it (YUV 4:2:0). One single-threaded converter per
-    renderer thread: PyAV's default (threads=0) starts a new pool of spinning threads for every
-    frame — a whole core per stream."""
-    converter = getattr(_converters, "yuv", None)
-    if converter is None:
-        converter = _converters.yuv = VideoReformatter()
-    rgb = av.VideoFrame.from_ndarray(pixels, format="rgb24")
-    frame: av.VideoFrame = converter.reformat(rgb, format="yuv420p", threads=1)
-    return frame
-
-
-def to_i420(pixels: Frames) -> I420:
-    """A rendered frame's YUV planes (what AvatarVideoTrack sends), read-only: a picture at rest
-    is shared by every stream of its avatar."""
-    planes = np.asarray(to_yuv(pixels).to_ndarray(), dtype=np.uint8)
-    planes.flags.writeable = False
-    return planes
 
 
 OPUS_BITRATE = 64_000  # one voice, mono

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Hashable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -30,7 +31,46 @@ _CHUNK = 32  # frames whose sprites are blended at once
 _SIL = INDEX["sil"]
 
 
-def _at_rest(mouth: Weights, lids: npt.NDArray[np.float32]) -> npt.NDArray[np.bool_]:
+@dataclass(frozen=True)
+class Patch:
+    """Pixels of a frame that differ from its picture at rest, at (x, y). Coordinates and size
+    are even, so a YUV 4:2:0 picture takes the patch whole."""
+
+    x: int
+    y: int
+    pixels: Frames  # [h, w, 3]
+
+
+@dataclass(frozen=True)
+class Part:
+    """One frame as its pose's picture at rest (`Animator.rest_picture`) with patches over it:
+    a frame at rest has none."""
+
+    pose: Hashable
+    patches: tuple[Patch, ...]
+
+    def over(self, picture: Frames) -> Frames:
+        """The frame, from a copy of its picture at rest."""
+        frame = picture.copy()
+        for patch in self.patches:
+            h, w = patch.pixels.shape[:2]
+            frame[patch.y : patch.y + h, patch.x : patch.x + w] = patch.pixels
+        return frame
+
+
+def even_box(
+    x0: int, y0: int, x1: int, y1: int, width: int, height: int
+) -> tuple[int, int, int, int]:
+    """The box widened to even edges, inside a width × height frame (both even)."""
+    return (
+        max(x0 - x0 % 2, 0),
+        max(y0 - y0 % 2, 0),
+        min(x1 + x1 % 2, width),
+        min(y1 + y1 % 2, height),
+    )
+
+
+def at_rest(mouth: Weights, lids: npt.NDArray[np.float32]) -> npt.NDArray[np.bool_]:
     """Frames with open eyes and a closed mouth."""
     resting: npt.NDArray[np.bool_] = (lids == 0) & (mouth[:, _SIL] > 1 - 1e-6)
     return resting
@@ -66,17 +106,11 @@ class Animator(ABC):
     def idle(self, count: int) -> Frames:
         return self.speak(silence(count))
 
-    def speak(
-        self,
-        weights: Weights,
-        upcoming: Weights | None = None,
-        previous: Weights | None = None,
-    ) -> Frames:
+    def speak(self, weights: Weights, upcoming: Weights | None = None) -> Frames:
         """The next len(weights) frames, the mouth following `weights` (one row a frame).
-        `upcoming` / `previous`: the rows of the frames after and before them, when known (a
-        stream rendering a few frames at a time), so the outer frames blend with their
-        neighbours too; without `previous`, the last row of the previous call."""
-        mouth = self._smooth(np.asarray(weights, dtype=np.float32), upcoming, previous)
+        `upcoming`: the row of the frame after them, when known, so the last frame blends with
+        its future too."""
+        mouth = self._smooth(np.asarray(weights, dtype=np.float32), upcoming, None)
         if len(mouth):
             self._last = _sharpen(np.asarray(weights[-1:], dtype=np.float32))[0]
         frames = np.empty((len(mouth), self.height, self.width, 3), dtype=np.uint8)
@@ -118,13 +152,33 @@ class Animator(ABC):
         every animator of this avatar."""
         mouth = self._smooth(np.asarray(weights, dtype=np.float32), upcoming, previous)
         frames = first + np.arange(len(mouth), dtype=np.int64)
-        resting = _at_rest(mouth, self._eyelids(frames))
-        poses = self._poses(frames)
+        resting = at_rest(mouth, self._eyelids(frames))
+        poses = self._poses(frames, mouth)
         return [pose if rest else None for pose, rest in zip(poses, resting, strict=True)]
 
+    def parts(
+        self, first: int, weights: Weights, upcoming: Weights, previous: Weights
+    ) -> list[Part]:
+        """The frames `speak` would render from these rows with its clock at `first`, each as
+        its picture at rest and the patches that differ (the mouth, the eyes in a blink);
+        nothing changes. Much less to draw and convert than whole frames."""
+        mouth = self._smooth(np.asarray(weights, dtype=np.float32), upcoming, previous)
+        frames = first + np.arange(len(mouth), dtype=np.int64)
+        return self._parts(mouth, frames, self._eyelids(frames))
+
     @abstractmethod
-    def _poses(self, frames: npt.NDArray[np.int64]) -> list[Hashable]:
-        """The head's idle pose in frames `frames` of the clock, as a key."""
+    def rest_picture(self, pose: Hashable) -> Frames:
+        """The whole picture at rest in `pose` (one from `rest_keys` or `parts`)."""
+
+    @abstractmethod
+    def _parts(
+        self, mouth: Weights, frames: npt.NDArray[np.int64], lids: npt.NDArray[np.float32]
+    ) -> list[Part]:
+        """Frames `frames` of the clock, each with its (smoothed) mouth, as parts."""
+
+    @abstractmethod
+    def _poses(self, frames: npt.NDArray[np.int64], mouth: Weights) -> list[Hashable]:
+        """The head's pose in frames `frames` of the clock, as a key."""
 
     def _eyelids(self, frames: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
         start = np.searchsorted(self._blinks, frames, side="right") - 1
@@ -171,7 +225,7 @@ class FaceAnimator(Animator):
         at rest (eyes open, mouth closed: most of an idle stream) is a cached picture."""
         avatar = self.avatar
         lids = self._eyelids(frames)
-        resting = _at_rest(mouth, lids)
+        resting = at_rest(mouth, lids)
         moving = np.flatnonzero(~resting)
         shut = lids[moving][:, None, None, None]
         eyes = (1 - shut) * avatar.eyes_open + shut * avatar.eyes_closed
@@ -188,9 +242,55 @@ class FaceAnimator(Animator):
             drawn += 1
         return out
 
-    def _poses(self, frames: npt.NDArray[np.int64]) -> list[Hashable]:
-        offsets = self._offsets(frames, np.zeros(len(frames), dtype=np.float32))
-        return [(int(dx), int(dy)) for dx, dy in offsets]
+    def _poses(self, frames: npt.NDArray[np.int64], mouth: Weights) -> list[Hashable]:
+        return [(int(dx), int(dy)) for dx, dy in self._offsets(frames, openness(mouth))]
+
+    def rest_picture(self, pose: Hashable) -> Frames:
+        assert isinstance(pose, tuple)
+        dx, dy = pose
+        return self._rest(int(dx), int(dy))
+
+    def _parts(
+        self, mouth: Weights, frames: npt.NDArray[np.int64], lids: npt.NDArray[np.float32]
+    ) -> list[Part]:
+        """Each frame not at rest: a patch around the eyes when they blink and one around the
+        mouth when it moves, cut from the still for its offset, with both sprites painted."""
+        avatar = self.avatar
+        resting = at_rest(mouth, lids)
+        moving = np.flatnonzero(~resting)
+        mouths = (mouth[moving] @ self._mouths).reshape(len(moving), *avatar.mouths.shape[1:])
+        speaking = mouth[:, _SIL] <= 1 - 1e-6
+        parts = []
+        drawn = 0
+        for i, (dx, dy) in enumerate(self._offsets(frames, openness(mouth))):
+            pose = (int(dx), int(dy))
+            if resting[i]:
+                parts.append(Part(pose, ()))
+                continue
+            eyes = avatar.eyes_open
+            if lids[i] > 0:
+                eyes = (1 - lids[i]) * avatar.eyes_open + lids[i] * avatar.eyes_closed
+            sprites = ((eyes, avatar.eyes_at), (mouths[drawn], avatar.mouth_at))
+            drawn += 1
+            patches = []
+            for (sprite, (x, y)), changed in zip(sprites, (lids[i] > 0, speaking[i]), strict=True):
+                if not changed:
+                    continue
+                h, w = sprite.shape[:2]
+                x0, y0, x1, y1 = even_box(
+                    x + pose[0],
+                    y + pose[1],
+                    x + pose[0] + w,
+                    y + pose[1] + h,
+                    avatar.width,
+                    avatar.height,
+                )
+                pixels = self._still(*pose)[y0:y1, x0:x1].copy()
+                for other, (ox, oy) in sprites:
+                    _over_rgb(pixels, other, ox + pose[0] - x0, oy + pose[1] - y0)
+                patches.append(Patch(x0, y0, pixels))
+            parts.append(Part(pose, tuple(patches)))
+        return parts
 
     def _rest(self, dx: int, dy: int) -> Frames:
         """The still for (dx, dy) with open eyes and a closed mouth."""
@@ -220,14 +320,20 @@ class FaceAnimator(Animator):
 
 
 def _over_rgb(frame: Frames, sprite: npt.NDArray[np.float32], x: int, y: int) -> None:
-    """Premultiplied RGBA `sprite` over the uint8 RGB `frame` at (x, y), in place.
+    """Premultiplied RGBA `sprite` over the uint8 RGB `frame` at (x, y), in place; what falls
+    outside the frame is left out.
 
     Valid because the head is opaque under the eyes and mouth and the front layer does not
     reach them (the registry checks both), so painting them last equals painting them on
     the head before it is placed.
     """
     h, w = sprite.shape[:2]
-    region = frame[y : y + h, x : x + w]
+    top, left = max(0, -y), max(0, -x)
+    bottom, right = min(h, frame.shape[0] - y), min(w, frame.shape[1] - x)
+    if bottom <= top or right <= left:
+        return
+    sprite = sprite[top:bottom, left:right]
+    region = frame[y + top : y + bottom, x + left : x + right]
     blended = region * (1 - sprite[..., 3:4]) + sprite[..., :3] * 255
     region[...] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
 

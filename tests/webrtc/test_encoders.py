@@ -16,7 +16,8 @@ from media.avatar import draw
 from media.avatar.animator import FaceAnimator, Frames
 from media.avatar.registry import load_avatar
 from webrtc.encoders import AvatarVp8Encoder
-from webrtc.tracks import VIDEO_CLOCK, to_yuv
+from webrtc.pictures import to_yuv
+from webrtc.tracks import VIDEO_CLOCK
 
 FRAMES = 150
 

@@ -153,10 +153,10 @@ async def test_a_render_under_way_when_speech_comes_is_done_again(avatar: Avatar
     render = stream._render
     stream._resting = {}  # no picture at rest shown yet: the idle frame is rendered
 
-    def slow_render(index: int, weights: np.ndarray, keys: list) -> list[object]:
+    def slow_render(index: int, weights: np.ndarray) -> list[object]:
         rendering.set()
         release.wait(5)
-        return render(index, weights, keys)
+        return render(index, weights)
 
     stream._render = slow_render  # type: ignore[method-assign]
     frame = asyncio.create_task(stream.video(now + 1))

@@ -17,13 +17,13 @@ from media.audio import PLAYBACK_RATE
 from media.avatar import draw
 from media.avatar.animator import FaceAnimator
 from media.avatar.registry import Avatar, load_avatar
+from webrtc.pictures import I420, to_i420
 from webrtc.stream import AUDIO_FRAME, AvatarStream
 from webrtc.tracks import (
     SILENCE_PRIMED,
     VIDEO_CLOCK,
     AvatarVideoTrack,
     SpeechAudioTrack,
-    to_i420,
 )
 
 
@@ -76,7 +76,7 @@ async def test_the_audio_track_sends_opus_that_decodes_to_its_speech(avatar: Ava
 async def test_the_video_track_resends_a_picture_at_rest_without_copying_it(
     avatar: Avatar,
 ) -> None:
-    stream = AvatarStream(replace(avatar), convert=to_i420)
+    stream = AvatarStream(replace(avatar), canvas=I420())
     stream._started = time.monotonic() - 20  # 20 s in: frame 500 is due
     track = AvatarVideoTrack(stream)
     track._index = 500

@@ -11,10 +11,10 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from media.avatar.animator import Animator, Frames
+from media.avatar.animator import Animator, Frames, Part, Patch, at_rest, even_box
 from media.avatar.photo import mesh
 from media.avatar.photo.avatar import PhotoAvatar
-from media.avatar.visemes import INDEX, Weights
+from media.avatar.visemes import INDEX, Weights, silence
 
 cv2.setNumThreads(1)  # streams are the parallelism: OpenCV's own threads would fight them
 SWAY = 0.9  # rig units (degrees of head roll)
@@ -34,6 +34,9 @@ class PhotoAnimator(Animator):
         rig = avatar.rig
         x0, y0, x1, y1 = rig.box
         self._box = (slice(y0, y1), slice(x0, x1))
+        self._even = even_box(x0, y0, x1, y1, avatar.width, avatar.height)
+        ex0, ey0 = self._even[:2]
+        self._inside = (slice(y0 - ey0, y1 - ey0), slice(x0 - ex0, x1 - ex0))
         count = len(rig.upper)
         self._upper = rig.upper.reshape(count, -1)
         self._lower = rig.lower.reshape(count, -1)
@@ -47,22 +50,57 @@ class PhotoAnimator(Animator):
         self._points = avatar.points[:, :2].astype(np.float32)
 
     def _compose(self, mouth: Weights, frames: npt.NDArray[np.int64]) -> Frames:
-        look = self.avatar.look
-        lids = self._eyelids(frames)
-        steps = self._steps(frames) * np.array([SWAY_STEP, BREATH_STEP])
-        idle = np.concatenate([steps, lids[:, None]], axis=1).astype(np.float32)
-        h, w = self._half
-        uppers = (mouth @ self._upper).reshape(len(frames), h, w, 2)
-        lowers = (mouth @ self._lower).reshape(len(frames), h, w, 2)
-        idles = (idle @ self._idle).reshape(len(frames), h, w, 2)
-        points = (
-            self._points
-            + (mouth @ self._moves).reshape(len(frames), -1, 2)
-            + (idle @ self._idle_moves).reshape(len(frames), -1, 2)
-        )
         out = np.empty((len(frames), self.height, self.width, 3), dtype=np.uint8)
         out[:] = self.avatar.portrait
-        for i in range(len(frames)):
+        out[(slice(None), *self._box)] = self._faces(
+            mouth, self._steps(frames), self._eyelids(frames)
+        )
+        return out
+
+    def _parts(
+        self, mouth: Weights, frames: npt.NDArray[np.int64], lids: npt.NDArray[np.float32]
+    ) -> list[Part]:
+        """A frame not at rest: one patch, the face's region."""
+        steps = self._steps(frames)
+        poses = [(int(sway), int(breath)) for sway, breath in steps]
+        moving = np.flatnonzero(~at_rest(mouth, lids))
+        faces = self._faces(mouth[moving], steps[moving], lids[moving])
+        x0, y0, x1, y1 = self._even
+        parts = [Part(pose, ()) for pose in poses]
+        for i, face in zip(moving, faces, strict=True):
+            pixels = self.avatar.portrait[y0:y1, x0:x1].copy()
+            pixels[self._inside] = face
+            parts[i] = Part(poses[i], (Patch(x0, y0, pixels),))
+        return parts
+
+    def rest_picture(self, pose: Hashable) -> Frames:
+        picture = self.avatar.portrait.copy()
+        steps = np.array([pose], dtype=np.int64)
+        picture[self._box] = self._faces(silence(1), steps, np.zeros(1, np.float32))[0]
+        return picture
+
+    def _faces(
+        self, mouth: Weights, steps: npt.NDArray[np.int64], lids: npt.NDArray[np.float32]
+    ) -> Frames:
+        """The face's region in each frame: [T, h, w, 3]."""
+        look = self.avatar.look
+        idle = np.concatenate(
+            [steps * np.array([SWAY_STEP, BREATH_STEP]), lids[:, None]], axis=1
+        ).astype(np.float32)
+        count = len(mouth)
+        if not count:
+            return np.empty((0, *self._grid.shape[:2], 3), dtype=np.uint8)
+        h, w = self._half
+        uppers = (mouth @ self._upper).reshape(count, h, w, 2)
+        lowers = (mouth @ self._lower).reshape(count, h, w, 2)
+        idles = (idle @ self._idle).reshape(count, h, w, 2)
+        points = (
+            self._points
+            + (mouth @ self._moves).reshape(count, -1, 2)
+            + (idle @ self._idle_moves).reshape(count, -1, 2)
+        )
+        faces = np.empty((count, *self._grid.shape[:2], 3), dtype=np.uint8)
+        for i in range(count):
             seam = self._below_seam(points[i])
             field = np.where(seam[..., None], lowers[i], uppers[i]) + idles[i]
             full = cv2.resize(
@@ -82,8 +120,8 @@ class PhotoAnimator(Animator):
             self._paint_mouth(face, points[i] - self._origin, float(mouth[i, _FF]))
             if lids[i] > 0.3:
                 look.close_eyes(face, float(lids[i]))
-            out[i][self._box] = face
-        return out
+            faces[i] = face
+        return faces
 
     def _steps(self, frames: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
         """Sway and breathing in frames `frames`, in steps: [T, 2]."""
@@ -92,7 +130,7 @@ class PhotoAnimator(Animator):
         steps: npt.NDArray[np.int64] = np.stack([sway, breath], axis=1).astype(np.int64)
         return steps
 
-    def _poses(self, frames: npt.NDArray[np.int64]) -> list[Hashable]:
+    def _poses(self, frames: npt.NDArray[np.int64], mouth: Weights) -> list[Hashable]:
         return [(int(sway), int(breath)) for sway, breath in self._steps(frames)]
 
     def _below_seam(self, points: npt.NDArray[np.float32]) -> npt.NDArray[np.bool_]:
