@@ -12,9 +12,8 @@ import asyncio
 import os
 import threading
 import time
-import weakref
 from collections import deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -23,6 +22,7 @@ import numpy.typing as npt
 
 from media.audio import PLAYBACK_RATE, resample, to_int16
 from media.avatar.animator import animator_for
+from media.avatar.caches import avatar_cache
 from media.avatar.registry import AnyAvatar
 from media.avatar.visemes import Weights, fit_frames, silence
 from webrtc.pictures import RGB, Canvas
@@ -51,19 +51,6 @@ def _yield_to_speech() -> None:
 RENDERERS = ThreadPoolExecutor(
     max_workers=os.cpu_count() or 1, thread_name_prefix="render", initializer=_yield_to_speech
 )
-
-
-# Pictures at rest (eyes open, mouth closed), by avatar, canvas and pose: an idle stream shows a
-# few dozen (drawn) to a few hundred (photo) of them, made once for all the avatar's streams.
-_RESTING: dict[tuple[int, type], dict[Hashable, object]] = {}
-
-
-def resting_pictures(avatar: AnyAvatar, canvas: Canvas) -> dict[Hashable, object]:
-    key = (id(avatar), type(canvas))
-    if key not in _RESTING:
-        _RESTING[key] = {}
-        weakref.finalize(avatar, _RESTING.pop, key, None)
-    return _RESTING[key]
 
 
 @dataclass
@@ -99,7 +86,9 @@ class AvatarStream:
         self.avatar = avatar
         self._animator = animator_for(avatar, fps)
         self._canvas: Canvas = canvas or RGB()
-        self._resting = resting_pictures(avatar, self._canvas)
+        # pictures at rest (eyes open, mouth closed) by pose, made once for all this avatar's
+        # streams: an idle stream shows a few dozen (drawn) to a few hundred (photo) of them
+        self._resting = avatar_cache(avatar, type(self._canvas))
         self._started: float | None = None
         self._queue: deque[Utterance] = deque()
         self._rendered: deque[tuple[int, object]] = deque()
@@ -173,7 +162,7 @@ class AvatarStream:
             return
         self.avatar = avatar
         self._animator = animator_for(avatar, self.fps)
-        self._resting = resting_pictures(avatar, self._canvas)
+        self._resting = avatar_cache(avatar, type(self._canvas))
         self._rendered.clear()
         self._changes += 1
 

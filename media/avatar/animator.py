@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from media.avatar.caches import avatar_cache
 from media.avatar.registry import Avatar, Layer
 from media.avatar.visemes import INDEX, VISEMES, Weights, openness, silence
 
@@ -208,8 +209,8 @@ class FaceAnimator(Animator):
         )
         self.avatar = avatar
         self._mouths = avatar.mouths.reshape(len(VISEMES), -1)
-        self._stills: dict[tuple[int, int], Frames] = {}
-        self._resting: dict[tuple[int, int], Frames] = {}
+        self._stills: dict[Hashable, Frames] = avatar_cache(avatar, "stills")
+        self._resting: dict[Hashable, Frames] = avatar_cache(avatar, "resting")
 
     def _offsets(
         self, frames: npt.NDArray[np.int64], open_: npt.NDArray[np.float32]
@@ -303,7 +304,7 @@ class FaceAnimator(Animator):
                 (avatar.mouths[_SIL], avatar.mouth_at),
             ):
                 _over_rgb(frame, sprite, x + dx, y + dy)
-            self._resting[key] = frame
+            return self._resting.setdefault(key, frame)
         return self._resting[key]
 
     def _still(self, dx: int, dy: int) -> Frames:
@@ -315,7 +316,8 @@ class FaceAnimator(Animator):
             _place(canvas, avatar.head, dx, dy)
             if avatar.front is not None:
                 canvas = avatar.front[..., :3] + canvas * (1 - avatar.front[..., 3:4])
-            self._stills[key] = np.clip(canvas * 255 + 0.5, 0, 255).astype(np.uint8)
+            still = np.clip(canvas * 255 + 0.5, 0, 255).astype(np.uint8)
+            return self._stills.setdefault(key, still)
         return self._stills[key]
 
 

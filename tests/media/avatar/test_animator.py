@@ -94,7 +94,10 @@ def test_frames_at_rest_come_from_the_cache_and_match_the_drawn_ones(avatar: Ava
     almost[:, INDEX["sil"]], almost[:, INDEX["aa"]] = 0.95, 0.05  # sharpened: 1.5e-4 of "aa"
     fast, slow = cached.speak(silence(60)), drawn.speak(almost)
     assert np.abs(fast.astype(int) - slow).max() <= 1  # blinks and head motion included
-    assert len(cached._resting) > 0 and not drawn._resting
+    assert len(cached._resting) > 0
+    # one cache per avatar, whichever animator (or stream) filled it
+    assert drawn._resting is cached._resting and drawn._stills is cached._stills
+    assert FaceAnimator(replace(avatar))._resting is not cached._resting
 
 
 def test_frames_at_rest_in_one_pose_are_one_picture(avatar: Avatar) -> None:
