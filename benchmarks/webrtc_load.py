@@ -94,6 +94,20 @@ class ServerCpu:
         return {name: (seconds - self.before[name]) / wall for name, seconds in used.items()}
 
 
+async def connected_without_stream(
+    engine: EngineProcess, triton: TritonProcess, student: int
+) -> dict[str, float]:
+    """Server cores with one student connected and no live stream: the engine's own idle and
+    keep-warm's requests (ENGINE_KEEP_WARM_S), what every round's streams sit on."""
+    session = engine.create_session(student_id=student)
+    async with connect(engine.ws_url(f"user_{student}", session["engine_token"])):
+        await asyncio.sleep(2.0)
+        cpu = ServerCpu(engine, triton)
+        await asyncio.sleep(10.0)
+        cores = cpu.cores()
+    return {name: round(cores[name], 3) for name in ("engine", "triton")}
+
+
 async def one_round(
     engine: EngineProcess,
     triton: TritonProcess,
@@ -309,6 +323,18 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {r['first_speech_ms_median']} ms, {r['first_speech_ms_max']} ms "
             f"| {r['av_offset_ms_median']} ms |"
         )
+    connected = report.get("connected_without_stream")
+    if connected is not None:
+        base = connected["engine"] + connected["triton"]
+        above = ", ".join(
+            f"{r['users']} users {(r['idle_server_cores'] - base) / r['users']:.3f}" for r in rows
+        )
+        lines += [
+            "",
+            f"One student connected and no stream: engine {connected['engine']} + Triton "
+            f"{connected['triton']} cores (keep-warm's requests are Triton's). Idle cores per "
+            f"stream above that: {above}.",
+        ]
     lines += [
         "",
         "Where the first speech's time goes (medians per round, from the engine's logs):",
@@ -357,6 +383,7 @@ async def main(users: list[int], photo: bool) -> None:
         avatar: AnyAvatar = (
             photo_avatar(engine) if photo else load_avatar(ROOT / "avatars" / "avatar_tutor_13")
         )
+        connected = await connected_without_stream(engine, triton, 9_999)
         rounds = []
         for index, count in enumerate(users):
             await asyncio.sleep(3.0)  # the last round's peers are gone
@@ -367,6 +394,7 @@ async def main(users: list[int], photo: bool) -> None:
             print(json.dumps(rounds[-1]), flush=True)
         report = {
             "avatar": "photo (astronaut portrait)" if photo else avatar.avatar_id,
+            "connected_without_stream": connected,
             "rounds": rounds,
             "per_frame_ms": await per_frame_costs(avatar),
         }

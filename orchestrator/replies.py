@@ -192,6 +192,7 @@ class Replies:
                         part.speech.sample_rate,
                         weights,
                         on_heard=(lambda at: FIRST_AUDIO.observe(at - received)) if first else None,
+                        trim_silence=first,
                     )
                     if first:  # when it is due to be heard; the metric takes when it was
                         ahead = (utterance.start - peer.stream.playhead()) / PLAYBACK_RATE

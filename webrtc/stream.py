@@ -32,6 +32,7 @@ SILENT_PACKET = np.zeros(AUDIO_FRAME, dtype=np.int16)
 SILENT_PACKET.flags.writeable = False
 RENDER_AHEAD = 2  # frames rendered per batch
 MAX_LATE_FRAMES = 3  # a video track this far behind the clock skips to catch up
+SILENCE_RMS = 0.003  # full scale 1 (-50 dBFS): a frame this quiet is silence
 
 RENDER_NICENESS = 5  # how much less the face's threads get of a busy CPU than the voice's
 
@@ -127,23 +128,36 @@ class AvatarStream:
         sample_rate: int,
         weights: Weights,
         on_heard: Callable[[float], None] | None = None,
+        trim_silence: bool = False,
     ) -> Utterance:
         """Queues speech (and its viseme weights per frame) after whatever is queued;
-        `on_heard` learns the moment its first packet leaves the audio track."""
+        `on_heard` learns the moment its first packet leaves the audio track. With
+        `trim_silence` (a reply's first words), whole frames of silence it starts with are
+        left out: nobody is waiting on a pause before the first word."""
         pcm16 = to_int16(resample(pcm, sample_rate, PLAYBACK_RATE))
         frames = max(1, -(-len(pcm16) // self.frame_samples))  # whole frames, rounded up
         pcm16 = np.pad(pcm16, (0, frames * self.frame_samples - len(pcm16)))
+        weights = fit_frames(weights, frames)
+        if trim_silence:
+            quiet = self._silent_frames(pcm16)
+            pcm16, weights = pcm16[quiet * self.frame_samples :], weights[quiet:]
         # the first frame boundary the audio track has not sent yet: it sends each packet when
         # the packet is due, and a video frame is rendered when due (or is re-rendered, below)
         unsent = (self.playhead() // AUDIO_FRAME + 1) * AUDIO_FRAME
         earliest = -(-unsent // self.frame_samples) * self.frame_samples
         start = max(earliest, self._queue[-1].end if self._queue else 0)
-        utterance = Utterance(start, pcm16, fit_frames(weights, frames), on_heard=on_heard)
+        utterance = Utterance(start, pcm16, weights, on_heard=on_heard)
         self._queue.append(utterance)
         first = start // self.frame_samples
         self._rendered = deque(item for item in self._rendered if item[0] < first)
         self._changes += 1
         return utterance
+
+    def _silent_frames(self, pcm16: npt.NDArray[np.int16]) -> int:
+        """How many whole frames of silence `pcm16` starts with (at least one frame is kept)."""
+        frames = pcm16.reshape(-1, self.frame_samples).astype(np.float32) / 32768.0
+        loud = np.sqrt(np.mean(frames**2, axis=1)) >= SILENCE_RMS
+        return int(np.argmax(loud)) if loud.any() else len(frames) - 1
 
     def interrupt(self) -> int:
         """Drops all queued speech; the avatar goes quiet within one frame. Returns how many

@@ -195,3 +195,21 @@ async def test_pictures_at_rest_are_rendered_once_for_every_stream_of_an_avatar(
     assert renders[second] == len(moving)  # the rest came from what the first stream showed
     assert renders[first] > renders[second]
     assert all(a is b for a, b, key in zip(shown, again, keys, strict=True) if key is not None)
+
+
+def test_a_replys_first_words_start_without_their_leading_silence(avatar: Avatar) -> None:
+    stream = AvatarStream(avatar)
+    frame = 22050 // stream.fps  # one video frame at Piper's rate
+    lead = np.concatenate([np.zeros(2 * frame), 0.001 * tone(0.04)]).astype(np.float32)
+    speech = np.concatenate([lead, tone(0.5)])
+    weights = np.concatenate([silence(3), open_mouth(13)])  # the mouth opens with the tone
+    kept = stream.say(speech, 22050, weights)
+    trimmed = stream.say(speech, 22050, weights, trim_silence=True)
+    assert len(kept.pcm) - len(trimmed.pcm) == 3 * stream.frame_samples  # -60 dBFS is silence
+    assert np.array_equal(trimmed.pcm, kept.pcm[3 * stream.frame_samples :])
+    assert np.array_equal(trimmed.weights, kept.weights[3:])
+    assert trimmed.weights[0, INDEX["aa"]] == 1.0  # the mouth still opens with the sound
+    hushed = stream.say(0.02 * tone(0.5), 22050, open_mouth(13), trim_silence=True)
+    assert len(hushed.pcm) == 13 * stream.frame_samples  # quiet speech is not silence
+    nothing = stream.say(np.zeros(22050, np.float32), 22050, silence(25), trim_silence=True)
+    assert len(nothing.pcm) == stream.frame_samples  # all silence: one frame is kept
