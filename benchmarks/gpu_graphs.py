@@ -62,7 +62,19 @@ def picture_inputs(name: str, side: int) -> Callable[[int], Inputs]:
     return inputs
 
 
+def piper_inputs(batch: int) -> Inputs:
+    # one sentence of ~40 phoneme ids each ("Good question, let us look at it." is 38), with
+    # the noise scales at 0: the same voice every run, so FP16 can be compared with FP32
+    ids = np.random.default_rng(0).integers(1, 150, size=(batch, 40), dtype=np.int64)
+    return {
+        "input": ids,
+        "input_lengths": np.full(batch, ids.shape[1], dtype=np.int64),
+        "scales": np.array([0.0, 1.0, 0.0], dtype=np.float32),
+    }
+
+
 SAMPLES: dict[str, Callable[[int], Inputs]] = {
+    "tts": piper_inputs,
     "lipsync": lipsync_inputs,
     "asr_encoder": encoder_inputs,
     "embed": minilm_inputs,
@@ -89,8 +101,14 @@ def pack(source: Path, target: Path) -> None:
 
 
 def widen(model: Any) -> Any:
+    """The packed graph as FP32 again, its unnamed nodes named: onnx2torch names them after
+    their op ("Unsqueeze_7"), which can clash with a node of that name (Piper's graph)."""
     import onnx
     from onnx import numpy_helper
+
+    for index, node in enumerate(model.graph.node):
+        if not node.name:
+            node.name = f"unnamed_node_{index}"
 
     for tensor in model.graph.initializer:
         if tensor.data_type == onnx.TensorProto.FLOAT16:
@@ -167,8 +185,12 @@ def gpu_time(
 
 
 def relative_error(ours: list[npt.NDArray[Any]], reference: list[npt.NDArray[Any]]) -> float:
+    """Largest error over the outputs, relative to each reference's largest value; NaN where an
+    output's shape differs (a TTS whose durations rounded differently speaks a longer clip)."""
     worst = 0.0
     for a, b in zip(ours, reference, strict=False):
+        if a.shape != b.shape:
+            return float("nan")
         scale = float(np.abs(b).max()) or 1.0
         worst = max(worst, float(np.abs(a.astype(np.float32) - b).max()) / scale)
     return worst
@@ -176,10 +198,16 @@ def relative_error(ours: list[npt.NDArray[Any]], reference: list[npt.NDArray[Any
 
 def register_comparisons() -> None:
     """onnx2torch converts GreaterOrEqual / LessOrEqual only at opset 12; MiniLM's export has
-    opset 16 ones (same semantics)."""
+    opset 16 ones (same semantics). It has no RandomNormalLike (Piper's noise)."""
     import torch
+    from onnx import defs
+    from onnx2torch.node_converters import registry
     from onnx2torch.node_converters.registry import add_converter
-    from onnx2torch.utils.common import OperationConverterResult, onnx_mapping_from_node
+    from onnx2torch.utils.common import (
+        OnnxMapping,
+        OperationConverterResult,
+        onnx_mapping_from_node,
+    )
 
     class Compare(torch.nn.Module):
         def __init__(self, greater: bool) -> None:
@@ -198,6 +226,51 @@ def register_comparisons() -> None:
                 )
 
             add_converter(operation_type=operation, version=version)(convert)
+
+    class RandomNormalLike(torch.nn.Module):
+        def __init__(self, mean: float, scale: float) -> None:
+            super().__init__()
+            self.mean, self.scale = mean, scale
+
+        def forward(self, like: Any) -> Any:
+            return torch.randn_like(like) * self.scale + self.mean
+
+    def random_normal_like(node: Any, graph: Any) -> Any:
+        return OperationConverterResult(
+            torch_module=RandomNormalLike(
+                float(node.attributes.get("mean", 0.0)), float(node.attributes.get("scale", 1.0))
+            ),
+            onnx_mapping=onnx_mapping_from_node(node),
+        )
+
+    add_converter(operation_type="RandomNormalLike", version=1)(random_normal_like)
+
+    class Clamp(torch.nn.Module):  # onnx2torch's Clip takes only constant bounds
+        def __init__(self, low: bool, high: bool) -> None:
+            super().__init__()
+            self.low, self.high = low, high
+
+        def forward(self, value: Any, *bounds: Any) -> Any:
+            given = iter(bound.to(value.dtype) for bound in bounds)
+            low = next(given) if self.low else None
+            high = next(given) if self.high else None
+            return torch.clamp(value, low, high)
+
+    def clip(node: Any, graph: Any) -> Any:
+        names = [*node.input_values, "", ""]
+        return OperationConverterResult(
+            torch_module=Clamp(bool(names[1]), bool(names[2])),
+            onnx_mapping=OnnxMapping(
+                inputs=tuple(name for name in names[:3] if name), outputs=node.output_values
+            ),
+        )
+
+    for version in (11, 12, 13):
+        registry._CONVERTER_REGISTRY[  # replaces onnx2torch's own
+            registry.OperationDescription(
+                domain=defs.ONNX_DOMAIN, operation_type="Clip", version=version
+            )
+        ] = clip
 
 
 def measure(

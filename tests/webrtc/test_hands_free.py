@@ -136,7 +136,7 @@ async def test_a_silent_microphone_costs_next_to_nothing_and_leaks_nothing(
         after = scrape(metrics)
         await send(me.ws, type="listen", engine_session_id=me.session_id, enabled=False)
         await until(lambda: len(me.of("listening")) == 2, 5, "muted")
-        muted = await cpu_over(15)
+        muted = await cpu_over(30)  # long enough that a busy second does not decide it
         assert [m["type"] for m in me.messages] == ["listening", "listening"]
     assert listening - muted < 0.03, (listening, muted)  # cores: the VAD on a quiet room
     assert grew(before, after, tasks) <= 2  # listening on: no task piles up
