@@ -90,7 +90,10 @@ async def test_a_video_reply_is_lip_synced_mp4_as_long_as_its_speech(engine: Eng
 
     opening = mouth_openness(frames, "avatar_tutor_1")
     loudness = energy_per_frame(audio, rate, len(frames))
-    quiet = loudness < 0.05 * loudness.max()
+    hushed = loudness < 0.05 * loudness.max()
+    # silence is a pause: a frame hushed with both neighbours (between two syllables the mouth
+    # rightly stays open, blending with both)
+    quiet = hushed & np.r_[True, hushed[:-1]] & np.r_[hushed[1:], True]
     loud = loudness > 0.3 * loudness.max()
     assert (
         opening[loud].mean() > 1.8 * opening[quiet].mean()
