@@ -232,7 +232,6 @@ async def per_frame_costs(avatar: AnyAvatar) -> dict[str, float]:
 
     talking = np.random.default_rng(0).dirichlet(np.ones(15), 100).astype(np.float32)
     warm = animator_for(avatar)
-    warm.idle(25 * 90)
     idle_frames = warm.idle(100)
     talking_frames = warm.speak(talking)
     costs = await stream_costs(avatar, talking)

@@ -48,7 +48,7 @@ class I420:
         for patch in part.patches:
             x, y = patch.x, patch.y
             h, w = patch.pixels.shape[:2]
-            ys, us, vs = planes(np.asarray(to_yuv(patch.pixels).to_ndarray(), dtype=np.uint8))
+            ys, us, vs = planes(to_i420(patch.pixels))
             luma[y : y + h, x : x + w] = ys
             blue[y // 2 : (y + h) // 2, x // 2 : (x + w) // 2] = us
             red[y // 2 : (y + h) // 2, x // 2 : (x + w) // 2] = vs

@@ -71,9 +71,15 @@ def even_box(
     )
 
 
+def mouth_closed(mouth: Weights) -> npt.NDArray[np.bool_]:
+    """Frames whose (smoothed) mouth is the closed one."""
+    closed: npt.NDArray[np.bool_] = mouth[:, _SIL] > 1 - 1e-6
+    return closed
+
+
 def at_rest(mouth: Weights, lids: npt.NDArray[np.float32]) -> npt.NDArray[np.bool_]:
     """Frames with open eyes and a closed mouth."""
-    resting: npt.NDArray[np.bool_] = (lids == 0) & (mouth[:, _SIL] > 1 - 1e-6)
+    resting: npt.NDArray[np.bool_] = (lids == 0) & mouth_closed(mouth)
     return resting
 
 
@@ -260,7 +266,7 @@ class FaceAnimator(Animator):
         resting = at_rest(mouth, lids)
         moving = np.flatnonzero(~resting)
         mouths = (mouth[moving] @ self._mouths).reshape(len(moving), *avatar.mouths.shape[1:])
-        speaking = mouth[:, _SIL] <= 1 - 1e-6
+        speaking = ~mouth_closed(mouth)
         parts = []
         drawn = 0
         for i, (dx, dy) in enumerate(self._offsets(frames, openness(mouth))):

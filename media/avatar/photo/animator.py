@@ -62,7 +62,7 @@ class PhotoAnimator(Animator):
     ) -> list[Part]:
         """A frame not at rest: one patch, the face's region."""
         steps = self._steps(frames)
-        poses = [(int(sway), int(breath)) for sway, breath in steps]
+        poses = _keys(steps)
         moving = np.flatnonzero(~at_rest(mouth, lids))
         faces = self._faces(mouth[moving], steps[moving], lids[moving])
         x0, y0, x1, y1 = self._even
@@ -131,7 +131,7 @@ class PhotoAnimator(Animator):
         return steps
 
     def _poses(self, frames: npt.NDArray[np.int64], mouth: Weights) -> list[Hashable]:
-        return [(int(sway), int(breath)) for sway, breath in self._steps(frames)]
+        return _keys(self._steps(frames))
 
     def _below_seam(self, points: npt.NDArray[np.float32]) -> npt.NDArray[np.bool_]:
         """Half-resolution mask of the pixels the lower layer (lower lip, jaw) draws."""
@@ -209,3 +209,8 @@ class PhotoAnimator(Animator):
         alpha = (mask.astype(np.float32) * (strength / 255))[..., None]
         region = face[y0:y1, x0:x1]
         region[...] = (region + (paint - region) * alpha + 0.5).astype(np.uint8)
+
+
+def _keys(steps: npt.NDArray[np.int64]) -> list[Hashable]:
+    """Idle steps ([T, 2]) as pose keys."""
+    return [(int(sway), int(breath)) for sway, breath in steps]
