@@ -11,8 +11,9 @@ INSTALL_SPEC ?= .[dev]
 
 # Debian packages, installed if missing: espeak-ng (voices that are not ours, for training the
 # lip-sync network and for tests), chromium (the browser the tests play video and WebRTC in) and
-# docker-compose (the tests resolve docker-compose.gpu.yml with it; no Docker engine is needed).
-SYSTEM_PACKAGES ?= espeak-ng chromium docker-compose
+# docker-compose (the tests resolve docker-compose.gpu.yml with it; no Docker engine is needed),
+# redis-server and haproxy (the scale-out tests run several engines behind them).
+SYSTEM_PACKAGES ?= espeak-ng chromium docker-compose redis-server haproxy
 
 .PHONY: install build-env models perf-inputs system-deps run test check lint lint-build format clean
 

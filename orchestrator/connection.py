@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from redis.exceptions import RedisError
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from media.avatar.registry import AnyAvatar
@@ -63,12 +64,12 @@ class Identity:
     session_id: str | None = None  # session-based sockets only
 
 
-def authenticate(
+async def authenticate(
     connection_id: str, token: str | None, signer: TokenSigner, sessions: SessionRegistry
 ) -> Identity:
     """Who the socket speaks for; raises InvalidToken before the socket is accepted."""
     claims = signer.verify(token)
-    if sessions.revoked(claims.session_id):
+    if await sessions.is_revoked(claims.session_id):
         raise InvalidToken("the token's session was deleted")
     if connection_id.startswith("user_"):
         user_id = connection_id.removeprefix("user_")
@@ -94,6 +95,12 @@ class OpenSockets:
 
     def session_ids(self) -> list[str]:
         return list(self._by_session)
+
+    def all(self) -> list[Connection]:
+        return [socket for sockets in self._by_session.values() for socket in sockets]
+
+    def users(self) -> set[str]:
+        return {socket.identity.user_id for socket in self.all()}
 
     def add(self, connection: Connection) -> None:
         self._by_session.setdefault(connection.identity.token_session_id, set()).add(connection)
@@ -157,7 +164,9 @@ class Connection:
                 try:
                     if frame.get("text") is None:
                         raise ProtocolError("binary_frame", "send JSON text frames, not binary")
-                    self._dispatch(parse_client_message(frame["text"]))
+                    message = parse_client_message(frame["text"])
+                    await self._load_session(message)
+                    self._dispatch(message)
                 except ProtocolError as error:
                     await self.send_error(error)
         except WebSocketDisconnect:
@@ -212,6 +221,28 @@ class Connection:
                 listeners.enable(self.peer_key, message.enabled)
                 reason = "listening" if message.enabled else "muted"
                 self._run(self.send(Listening(reason=reason, engine_session_id=session.id)), None)
+
+    async def _load_session(self, message: ClientMessage) -> None:
+        """With several engines, the session a message names may be recorded in Redis only
+        (opened through another engine, or served by one that died): it is loaded first."""
+        sessions = self.runtime.sessions
+        session_id = getattr(message, "engine_session_id", None) or self.identity.session_id
+        if sessions.shared is None or session_id is None:
+            return
+        try:
+            await sessions.load(session_id)
+        except RedisError as error:
+            raise ProtocolError(
+                "state_unavailable",
+                f"the engines' shared state (Redis) is unavailable; please retry: {error}",
+                session_id,
+                retryable=True,
+            ) from error
+
+    @property
+    def busy(self) -> bool:
+        """Whether anything is being answered or sent on this socket."""
+        return bool(self._tasks)
 
     def resolve(self, engine_session_id: str | None) -> Session:
         """The session a message speaks to, or the reason it may not."""

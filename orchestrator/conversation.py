@@ -140,7 +140,7 @@ class Conversation:
                 await writer
         if not spoken:
             raise AIEngineError("the tutor's AI engine returned an empty reply", retryable=True)
-        session.remember(student_text, joiner(tutor).join(spoken))
+        await session.remember(student_text, joiner(tutor).join(spoken))
 
     async def _speak(
         self, text: str, voice: Voice, session_id: str, after: asyncio.Event | None

@@ -295,6 +295,9 @@ class ErrorMessage(_ServerMessage):
     content: str
     code: str = "error"
     retryable: bool = False
+    engine_url: str | None = Field(
+        default=None, description="code engine_moved: where this connection is served now"
+    )
 
     @classmethod
     def from_protocol_error(cls, error: ProtocolError) -> ErrorMessage:

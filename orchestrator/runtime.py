@@ -20,6 +20,9 @@ from orchestrator.admission import Admission
 from orchestrator.asr import SpeechGate, SpeechRecognizer
 from orchestrator.brain import EngineRegistry
 from orchestrator.brain.grounded import GroundedTutor
+from orchestrator.cluster.events import Event, KnowledgeChanged, SessionDeleted
+from orchestrator.cluster.membership import Load
+from orchestrator.cluster.node import ClusterNode, NodeSettings, Serving
 from orchestrator.connection import OpenSockets
 from orchestrator.conversation import Conversation
 from orchestrator.faces import FaceFinder
@@ -89,6 +92,23 @@ def triton_supervisor(settings: Settings) -> TritonSupervisor | None:
     )
 
 
+def node_settings(settings: Settings) -> NodeSettings | None:
+    """This engine's place among several, when ENGINE_REDIS_URL names their shared Redis."""
+    if settings.redis_url is None or settings.public_url is None:
+        return None
+    return NodeSettings(
+        redis_url=settings.redis_url,
+        prefix=settings.redis_prefix,
+        engine_id=settings.engine_name,
+        public_url=settings.public_url,
+        heartbeat_s=settings.heartbeat_s,
+        dead_after_s=settings.dead_after_s,
+        session_ttl_s=settings.session_ttl_s,
+        history_len=settings.history_max_turns * 2,
+        revoke_for_s=settings.token_ttl_s,
+    )
+
+
 def listeners_for(settings: Settings, triton: TritonClient) -> Listeners:
     """Hands-free listening: the VAD where the settings put it, the end-of-turn model in Triton."""
     vad: VoiceActivity = (
@@ -124,7 +144,9 @@ class Runtime:
     knowledge: KnowledgeStore
     admission: Admission
     listeners: Listeners
+    cluster: ClusterNode | None = None
     sockets: OpenSockets = field(default_factory=OpenSockets)
+    draining: bool = False
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -132,10 +154,13 @@ class Runtime:
         secret_key = settings.secret_key.get_secret_value() if settings.secret_key else None
         tutors = TutorCatalog.load(settings.tutors_file)
         triton = TritonClient(settings.triton_grpc_target, settings.triton_request_timeout_s)
+        node = node_settings(settings)
+        cluster = await ClusterNode.join(node) if node is not None else None
         knowledge = KnowledgeStore(
-            settings.data_dir / "knowledge",
+            settings.knowledge_root,
             Embedder(triton),
             exact_below=settings.knowledge_exact_below,
+            writers=cluster.knowledge_lock if cluster is not None else None,
         )
         grounded = GroundedTutor(
             knowledge,
@@ -149,7 +174,10 @@ class Runtime:
         if supervisor is not None:
             supervisor.start()
         sessions = SessionRegistry(
-            settings.session_ttl_s, settings.history_max_turns, revoke_for_s=settings.token_ttl_s
+            settings.session_ttl_s,
+            settings.history_max_turns,
+            revoke_for_s=settings.token_ttl_s,
+            shared=cluster.records if cluster is not None else None,
         )
         lipsync = LipSync(
             triton,
@@ -210,6 +238,7 @@ class Runtime:
                 ),
             ),
             listeners=listeners,
+            cluster=cluster,
         )
         if settings.webrtc_host_addresses is not None:
             restrict_host_addresses(settings.webrtc_host_addresses)
@@ -221,6 +250,11 @@ class Runtime:
             asyncio.create_task(runtime.peers.sweep_forever(settings.webrtc_sweep_interval_s)),
             asyncio.create_task(runtime.load_knowledge()),
         ]
+        if cluster is not None:
+            runtime._tasks += [
+                asyncio.create_task(cluster.heartbeat_forever(runtime.serving, runtime.gone)),
+                asyncio.create_task(cluster.events.listen(runtime.heard)),
+            ]
         if settings.keep_warm_s > 0:
             warmth = KeepWarm(triton, settings.keep_warm_s, runtime.warm_requests)
             runtime._tasks.append(asyncio.create_task(warmth.run_forever()))
@@ -229,9 +263,80 @@ class Runtime:
             extra={
                 "triton": settings.triton_grpc_target,
                 "embedded_triton": settings.embedded_triton,
+                "engine_id": cluster.engine_id if cluster else None,
             },
         )
         return runtime
+
+    # --- one engine of several ---------------------------------------------------------
+
+    def serving(self) -> Serving:
+        """This engine's load, the students it serves now and its sessions in use."""
+        students = self.sockets.users() | {
+            key.removeprefix("user_") for key in self.peers if key.startswith("user_")
+        }
+        return Serving(
+            load=Load(
+                sockets=len(self.sockets),
+                peers=len(self.peers),
+                replies=self.admission.in_flight,
+                capacity=self.admission.capacity,
+            ),
+            students=sorted(students),
+            sessions=self.sessions.in_use(),
+        )
+
+    async def knowledge_changed(self, kb_id: str) -> None:
+        """A knowledge base was changed through this engine: the others read it again."""
+        if self.cluster is not None:
+            await self.cluster.events.publish(
+                KnowledgeChanged(kb_id=kb_id, engine_id=self.cluster.engine_id)
+            )
+
+    async def session_deleted(self, session_id: str) -> None:
+        """A session was deleted through this engine: its sockets close, here and on the
+        engine that serves it."""
+        await self.sockets.close_for(session_id, f"session {session_id} was deleted")
+        if self.cluster is not None:
+            await self.cluster.events.publish(SessionDeleted(session_id=session_id))
+
+    async def heard(self, event: Event) -> None:
+        """A change made through another engine."""
+        match event:
+            case SessionDeleted(session_id=session_id):
+                self.sessions.delete(session_id)
+                await self.sockets.close_for(session_id, f"session {session_id} was deleted")
+            case KnowledgeChanged(kb_id=kb_id, engine_id=engine_id):
+                if self.cluster is not None and engine_id != self.cluster.engine_id:
+                    await self.knowledge.reload(kb_id)
+
+    async def gone(self, session_ids: list[str]) -> None:
+        """Sessions held here whose shared record vanished: deleted through another engine (a
+        deletion this engine missed hearing of), or lost with Redis's memory (written back)."""
+        for session_id in session_ids:
+            if await self.sessions.is_revoked(session_id):
+                self.sessions.delete(session_id)
+                await self.sockets.close_for(session_id, f"session {session_id} was deleted")
+            else:
+                await self.sessions.restore(session_id)
+
+    async def drain(self) -> None:
+        """SIGTERM: no new students (other engines take them), replies in flight finish, then
+        every socket closes (1012: reconnect, to the student's new engine) and every peer."""
+        self.draining = True
+        log.info("engine draining", extra={"timeout_s": self.settings.drain_timeout_s})
+        if self.cluster is not None:
+            await self.cluster.drain(self.serving())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.drain_timeout_s
+        reason = "the engine is draining: reconnect"
+        while self.sockets and loop.time() < deadline:
+            idle = [socket for socket in self.sockets.all() if not socket.busy]
+            await asyncio.gather(*(socket.close(1012, reason) for socket in idle))
+            await asyncio.sleep(0.05)
+        await asyncio.gather(*(socket.close(1012, reason) for socket in self.sockets.all()))
+        await self.peers.close_all()
+        log.info("engine drained", extra={"replies_in_flight": self.admission.in_flight})
 
     async def load_knowledge(self) -> None:
         """Loads the knowledge bases once Triton can embed; retries while it cannot."""
@@ -287,8 +392,9 @@ class Runtime:
                 restarts=self.supervisor.restarts,
                 last_error=self.supervisor.last_error,
             )
+        status = "healthy" if state.ready else "unhealthy"
         return {
-            "status": "healthy" if state.ready else "unhealthy",
+            "status": "draining" if self.draining else status,
             "service": "GPU Server",
             "version": metadata.version("tutor-engine"),
             "triton": triton,
@@ -302,6 +408,7 @@ class Runtime:
                 if (base := self.knowledge.get(kb))
             },
             "connections": len(self.sockets),
+            "engine_id": self.cluster.engine_id if self.cluster else None,
         }
 
     async def aclose(self) -> None:
@@ -313,6 +420,8 @@ class Runtime:
         await self.peers.close_all()
         await self.engines.aclose()
         await self.triton.close()
+        if self.cluster is not None:
+            await self.cluster.leave()
         if self.supervisor is not None:
             await self.supervisor.stop()
         log.info("engine stopped")

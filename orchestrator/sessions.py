@@ -1,4 +1,8 @@
-"""Tutoring sessions: who is talking to which tutor, their history, and idle expiry."""
+"""Tutoring sessions: who is talking to which tutor, their history, and idle expiry.
+
+With several engines (ENGINE_REDIS_URL) the records live in Redis and this registry holds the
+sessions of the students this engine serves: loaded on first use, their turns written through.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from redis.exceptions import RedisError
+
 from orchestrator.brain.base import ChatTurn
+from orchestrator.cluster.records import SessionRecord, SessionRecords
 from orchestrator.metrics import ACTIVE_SESSIONS
 
 log = logging.getLogger(__name__)
@@ -38,13 +45,36 @@ class Session:
     connections: int = 0  # open session-based sockets; a connected session never expires
     idle_since: float = 0.0  # on the registry's clock
     reply_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    shared: SessionRecords | None = field(default=None, repr=False)  # its record in Redis
+    renewed_at: float = float("-inf")  # when its shared record was last renewed
 
     def belongs_to(self, user_id: str) -> bool:
         return str(self.student_id) == user_id
 
-    def remember(self, student_text: str, tutor_text: str) -> None:
-        self.history.append(ChatTurn(role="user", content=student_text))
-        self.history.append(ChatTurn(role="assistant", content=tutor_text))
+    async def remember(self, student_text: str, tutor_text: str) -> None:
+        turns = (
+            ChatTurn(role="user", content=student_text),
+            ChatTurn(role="assistant", content=tutor_text),
+        )
+        self.history.extend(turns)
+        if self.shared is None:
+            return
+        try:
+            await self.shared.remember(self.id, turns)
+        except RedisError as error:  # the reply was heard; this engine still remembers it
+            log.warning("turn not shared", extra={"session_id": self.id, "error": str(error)})
+
+    @property
+    def record(self) -> SessionRecord:
+        return SessionRecord(
+            self.id,
+            self.tutor_id,
+            self.student_id,
+            self.kb_id,
+            self.created_at,
+            self.last_activity,
+            tuple(self.history),
+        )
 
 
 class SessionRegistry:
@@ -55,8 +85,11 @@ class SessionRegistry:
         max_sessions: int = 100_000,
         clock: Callable[[], float] = time.monotonic,
         revoke_for_s: float = 86_400,
+        shared: SessionRecords | None = None,
     ) -> None:
-        """`revoke_for_s`: how long a deleted session's tokens are refused (their lifetime)."""
+        """`revoke_for_s`: how long a deleted session's tokens are refused (their lifetime);
+        `shared`: the records every engine reads (None: this engine alone)."""
+        self.shared = shared
         self._sessions: dict[str, Session] = {}
         self._deleted: dict[str, float] = {}  # session id → when, on the registry's clock
         self._revoke_for_s = revoke_for_s
@@ -69,38 +102,117 @@ class SessionRegistry:
         return len(self._sessions)
 
     def create(self, tutor_id: int, student_id: int | str, kb_id: str | None) -> Session:
+        """A new session, held here (this engine alone)."""
         self.expire_idle()
         if len(self._sessions) >= self._max_sessions:
             raise SessionLimitReached(
                 f"the engine holds its limit of {self._max_sessions} sessions"
             )
-        session = Session(
-            id=str(uuid.uuid4()),
-            tutor_id=tutor_id,
-            student_id=student_id,
-            kb_id=kb_id,
-            history=deque(maxlen=self._history_len),
-            idle_since=self._clock(),
-        )
-        self._sessions[session.id] = session
-        ACTIVE_SESSIONS.set(len(self._sessions))
+        session = self._session(str(uuid.uuid4()), tutor_id, student_id, kb_id)
+        self._hold(session)
+        log.info("session created", extra={"session_id": session.id, "tutor_id": tutor_id})
+        return session
+
+    async def open(self, tutor_id: int, student_id: int | str, kb_id: str | None) -> Session:
+        """A new session: held here, or with several engines recorded in Redis for the engine
+        the student is placed on (which loads it on first use)."""
+        if self.shared is None:
+            return self.create(tutor_id, student_id, kb_id)
+        session = self._session(str(uuid.uuid4()), tutor_id, student_id, kb_id)
+        await self.shared.save(session.record)
         log.info("session created", extra={"session_id": session.id, "tutor_id": tutor_id})
         return session
 
     def get(self, session_id: str) -> Session | None:
+        """A session held here."""
         session = self._sessions.get(session_id)
         if session is not None and self._expired(session):
             self._remove(session, reason="expired")
             return None
         return session
 
+    async def load(self, session_id: str, hold: bool = True) -> Session | None:
+        """A session held here, else its shared record (held here from now on if `hold`)."""
+        session = self.get(session_id)
+        if session is not None or self.shared is None or session_id in self._deleted:
+            return session
+        record = await self.shared.load(session_id)
+        if record is None:
+            return None
+        session = self.get(session_id)  # loaded by another task meanwhile
+        if session is not None:
+            return session
+        session = self._session(record.session_id, record.tutor_id, record.student_id, record.kb_id)
+        session.history.extend(record.history)
+        session.created_at = record.created_at
+        session.last_activity = record.last_activity
+        if hold:
+            self._hold(session)
+        return session
+
     def delete(self, session_id: str) -> bool:
-        session = self._sessions.get(session_id)
+        """Forgets a session held here and refuses its tokens from now on."""
+        session = self.get(session_id)
         if session is None:
             return False
         self._remove(session, reason="deleted")
         self._deleted[session_id] = self._clock()
         return True
+
+    async def close(self, session_id: str) -> bool:
+        """Deletes a session wherever it is; False if it is unknown."""
+        held = self.delete(session_id)
+        if self.shared is None:
+            return held
+        return await self.shared.delete(session_id) or held
+
+    async def is_revoked(self, session_id: str) -> bool:
+        if self.revoked(session_id):
+            return True
+        return self.shared is not None and await self.shared.revoked(session_id)
+
+    async def restore(self, session_id: str) -> None:
+        """Writes a session held here back to Redis, which lost it (restarted empty)."""
+        session = self.get(session_id)
+        if session is not None and self.shared is not None:
+            await self.shared.save(session.record)
+            log.warning("session record restored", extra={"session_id": session_id})
+
+    def forget_student(self, user_id: str) -> None:
+        """Drops the sessions of a student held here, who comes back after being served by
+        another engine: their records are read again on next use."""
+        for session in [s for s in self._sessions.values() if s.belongs_to(user_id)]:
+            self._remove(session, reason="moved")
+
+    def in_use(self) -> list[tuple[str, datetime]]:
+        """Sessions held here that were used since their shared record was renewed, or are
+        connected and due a renewal: (id, last activity)."""
+        now = self._clock()
+        due = []
+        for session in self._sessions.values():
+            if session.idle_since > session.renewed_at or (
+                session.connections and now - session.renewed_at > self._ttl_s / 4
+            ):
+                session.renewed_at = now
+                due.append((session.id, session.last_activity))
+        return due
+
+    def _session(
+        self, session_id: str, tutor_id: int, student_id: int | str, kb_id: str | None
+    ) -> Session:
+        return Session(
+            id=session_id,
+            tutor_id=tutor_id,
+            student_id=student_id,
+            kb_id=kb_id,
+            history=deque(maxlen=self._history_len),
+            idle_since=self._clock(),
+            shared=self.shared,
+        )
+
+    def _hold(self, session: Session) -> None:
+        self._sessions[session.id] = session
+        ACTIVE_SESSIONS.set(len(self._sessions))
 
     def revoked(self, session_id: str) -> bool:
         """Whether tokens issued for this session were revoked by deleting it. Tokens stay

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Literal
 
@@ -166,6 +167,31 @@ class Settings(BaseSettings):
         default=50, ge=0, description="Each ready photo avatar holds ≈8 MB of warp fields."
     )
 
+    # Several engines behind one front door (orchestrator/cluster/)
+    redis_url: str | None = Field(
+        default=None,
+        description="redis://host:6379/0: sessions, student placement and engine heartbeats "
+        "shared by every engine; unset: this engine alone, everything in its memory.",
+    )
+    redis_prefix: str = Field(default="tutor-engine", min_length=1, pattern=r"^[\w.-]+$")
+    engine_id: str | None = Field(
+        default=None,
+        pattern=r"^[\w.-]{1,64}$",
+        description="This engine's name among its peers; default: host name and port.",
+    )
+    heartbeat_s: float = Field(default=0.5, gt=0, le=10)
+    dead_after_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="An engine whose heartbeat is older than this is dead: its students move.",
+    )
+    drain_timeout_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="On SIGTERM the engine takes no new students, lets replies in flight finish "
+        "for at most this long, closes its sockets and peers, and exits.",
+    )
+
     # Triton
     triton_url: str | None = Field(
         default=None,
@@ -205,6 +231,11 @@ class Settings(BaseSettings):
         default=20_000, ge=0, description="Chunks below which search is exact; above, FAISS HNSW."
     )
     max_document_chars: int = Field(default=500_000, ge=100)
+    knowledge_dir: Path | None = Field(
+        default=None,
+        description="Where knowledge bases are kept (storage every engine reads, when there are "
+        "several); default: data_dir/knowledge.",
+    )
 
     # Files
     data_dir: Path = PROJECT_ROOT / "var"
@@ -235,6 +266,19 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _cluster_is_complete(self) -> Settings:
+        if self.redis_url is None:
+            return self
+        if self.public_url is None:
+            raise ValueError(
+                "with ENGINE_REDIS_URL each engine needs ENGINE_PUBLIC_URL: the address students "
+                "reach this engine at (its own, or a path the front door routes to it)"
+            )
+        if self.dead_after_s < 2 * self.heartbeat_s:
+            raise ValueError("ENGINE_DEAD_AFTER_S must be at least twice ENGINE_HEARTBEAT_S")
+        return self
+
+    @model_validator(mode="after")
     def _production_needs_real_secrets(self) -> Settings:
         if self.environment != "production":
             return self
@@ -253,6 +297,14 @@ class Settings(BaseSettings):
     @property
     def photo_avatars(self) -> Path:
         return self.photo_avatars_dir or self.data_dir / "avatars"
+
+    @property
+    def knowledge_root(self) -> Path:
+        return self.knowledge_dir or self.data_dir / "knowledge"
+
+    @property
+    def engine_name(self) -> str:
+        return self.engine_id or f"{socket.gethostname()}-{self.port}"
 
     @property
     def embedded_triton(self) -> bool:

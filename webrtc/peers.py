@@ -8,7 +8,7 @@ import ipaddress
 import logging
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,6 +116,10 @@ class PeerRegistry:
 
     def get(self, key: str) -> Peer | None:
         return self._peers.get(key)
+
+    def __iter__(self) -> Iterator[str]:
+        """The keys of the open peers."""
+        return iter(list(self._peers))
 
     async def answer(self, key: str, offer_sdp: str, avatar: AnyAvatar) -> str:
         """A new peer for `key` from the browser's offer (replacing any old one): the answer.

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,18 +26,50 @@ def free_port() -> int:
         return port
 
 
-def _wait_http(url: str, process: subprocess.Popen[bytes], log: Path, timeout_s: float) -> None:
+def wait_ready(
+    ready: Callable[[], bool],
+    process: subprocess.Popen[bytes],
+    log: Path,
+    timeout_s: float,
+    what: str,
+) -> None:
+    """Until `ready()`; RuntimeError with the log's tail if the process exits or time runs out."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{process.args!r} exited {process.returncode}:\n{tail(log)}")
+        if ready():
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} not ready after {timeout_s} s:\n{tail(log)}")
+
+
+def answers_ok(url: str) -> Callable[[], bool]:
+    def ok() -> bool:
         try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
+            return httpx.get(url, timeout=2).status_code == 200
         except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} not ready after {timeout_s} s:\n{tail(log)}")
+            return False
+
+    return ok
+
+
+def listens(port: int) -> Callable[[], bool]:
+    def open_() -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.5).close()
+        except OSError:
+            return False
+        return True
+
+    return open_
+
+
+def spawn(command: list[str], log: Path, **popen: Any) -> subprocess.Popen[bytes]:
+    """Starts `command` with its output appended to `log`."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, **popen)
 
 
 def descendants(root: int) -> list[int]:
@@ -63,7 +96,10 @@ def tail(path: Path, lines: int = 40) -> str:
         return ""
 
 
-def _stop(process: subprocess.Popen[bytes], timeout_s: float = 30) -> int:
+def stop_process(process: subprocess.Popen[bytes] | None, timeout_s: float = 30) -> int:
+    """SIGTERM, then SIGKILL after `timeout_s`; the exit code."""
+    if process is None:
+        return 0
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:
@@ -103,15 +139,13 @@ class TritonProcess:
             "--http-port", str(self.http_port),
             "--metrics-port", str(self.metrics_port),
         ]  # fmt: skip
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-        _wait_http(
-            f"http://127.0.0.1:{self.http_port}/v2/health/ready", self.process, self.log, timeout_s
-        )
+        self.process = spawn(command, self.log, cwd=ROOT)
+        ready = answers_ok(f"http://127.0.0.1:{self.http_port}/v2/health/ready")
+        wait_ready(ready, self.process, self.log, timeout_s, "Triton")
         return self
 
     def stop(self) -> int:
-        return _stop(self.process) if self.process else 0
+        return stop_process(self.process)
 
 
 @dataclass
@@ -147,20 +181,18 @@ class EngineProcess:
             "ENGINE_WEBRTC_ALLOWED_NETWORKS": '["127.0.0.0/8"]',
             **self.env,
         }
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "orchestrator"],
-                cwd=ROOT,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
+        self.process = spawn([sys.executable, "-m", "orchestrator"], self.log, cwd=ROOT, env=env)
         path = "/health" if wait_healthy else "/health/live"
-        _wait_http(self.base_url + path, self.process, self.log, timeout_s)
+        wait_ready(answers_ok(self.base_url + path), self.process, self.log, timeout_s, path)
         return self
 
+    def wait_healthy(self, timeout_s: float = 180) -> None:
+        assert self.process is not None
+        ready = answers_ok(self.base_url + "/health")
+        wait_ready(ready, self.process, self.log, timeout_s, "/health")
+
     def stop(self) -> int:
-        return _stop(self.process) if self.process else 0
+        return stop_process(self.process)
 
     def stopped_cleanly(self) -> bool:
         """Exited on its own or by SIGTERM (uvicorn re-raises it) after an orderly shutdown."""

@@ -50,17 +50,20 @@ class LiveClient:
         """Offers over the socket; returns when the answer is applied (seconds it took).
         `video` is the video m-line's direction ("inactive": audio only)."""
         started = time.monotonic()
-        sdp = await self._offer(video)
+        sdp = await self.offer(video)
         await send(ws, type="webrtc_offer", sdp=sdp, user_id=user_id, **extra)
-        answer = await receive(ws, timeout_s=30)
-        assert answer["type"] == "webrtc_answer", answer
-        assert self.pc is not None
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
+        await self.answered(await receive(ws, timeout_s=30))
         return time.monotonic() - started
+
+    async def answered(self, answer: dict[str, object]) -> None:
+        """Applies the engine's `webrtc_answer`."""
+        assert answer["type"] == "webrtc_answer", answer
+        assert self.pc is not None and isinstance(answer["sdp"], str)
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
 
     async def connect_http(self, url: str, video: str | None = None) -> str:
         """Offers by HTTP POST (Pipecat's SmallWebRTC signalling); returns the peer's pc_id."""
-        sdp = await self._offer(video)
+        sdp = await self.offer(video)
         async with httpx.AsyncClient() as http:
             response = await http.post(url, json={"sdp": sdp, "type": "offer"}, timeout=30)
         response.raise_for_status()
@@ -70,7 +73,8 @@ class LiveClient:
         pc_id: str = answer["pc_id"]
         return pc_id
 
-    async def _offer(self, video: str | None) -> str:
+    async def offer(self, video: str | None = "recvonly") -> str:
+        """A fresh peer's offer (`video`: the video m-line's direction, None for none)."""
         restrict_host_addresses(["127.0.0.1"])
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         if self.microphone is not None:

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,15 @@ async def server_fault(request: Request, error: Exception) -> JSONResponse:
     )
 
 
+async def shared_state_unavailable(request: Request, error: Exception) -> JSONResponse:
+    log.error("Redis failed", extra={"path": request.url.path, "error": str(error)})
+    return JSONResponse(
+        {"detail": f"the engines' shared state (Redis) is unavailable; please retry: {error}"},
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+    )
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(RedisError, shared_state_unavailable)
     app.add_exception_handler(Exception, server_fault)

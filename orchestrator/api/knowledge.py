@@ -121,6 +121,7 @@ async def add_document(kb_id: str, request: Request, runtime: RuntimeDep) -> Doc
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE, detail=f"cannot embed the document now: {error}"
         ) from error
+    await runtime.knowledge_changed(kb_id)
     return DocumentView.of(added)
 
 
@@ -134,6 +135,7 @@ async def delete_document(kb_id: str, doc_id: str, runtime: RuntimeDep) -> Respo
         raise HTTPException(
             status.HTTP_404_NOT_FOUND, detail=f"document {doc_id} not found in {kb_id}"
         )
+    await runtime.knowledge_changed(kb_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

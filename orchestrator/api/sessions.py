@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -9,8 +10,11 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response, status
 from pydantic import BaseModel, Field
 
 from orchestrator.api.deps import RuntimeDep, require_api_key
+from orchestrator.cluster.placement import NoEngine
+from orchestrator.metrics import timed
 from orchestrator.sessions import Session, SessionLimitReached
 
+log = logging.getLogger(__name__)
 router = APIRouter(
     prefix="/v1/sessions", tags=["sessions"], dependencies=[Depends(require_api_key)]
 )
@@ -79,19 +83,26 @@ async def create_session(
             status.HTTP_422_UNPROCESSABLE_ENTITY,
             detail=f"unknown tutor_id {body.tutor_id}; configured tutors: {runtime.tutors.ids}",
         )
+    public_url = runtime.settings.public_url
     try:
-        session = runtime.sessions.create(body.tutor_id, body.student_id, body.kb_id)
-    except SessionLimitReached as error:
+        if runtime.cluster is not None:  # the student's engine, which may be another one
+            with timed("placement", log):
+                placed = await runtime.cluster.place(str(body.student_id))
+            public_url = await runtime.cluster.url_of(placed.engine_id)
+            if public_url is None:
+                raise NoEngine(f"engine {placed.engine_id} stopped while placing; please retry")
+        session = await runtime.sessions.open(body.tutor_id, body.student_id, body.kb_id)
+    except (SessionLimitReached, NoEngine) as error:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(error)) from error
     return SessionCreated(
         session_id=session.id,
-        engine_url=engine_url(request, runtime.settings.public_url, session.id),
+        engine_url=engine_url(request, public_url, session.id),
         engine_token=runtime.tokens.issue(session.id, session.student_id),
     )
 
 
-def _found(runtime: RuntimeDep, session_id: str) -> Session:
-    session = runtime.sessions.get(session_id)
+async def _found(runtime: RuntimeDep, session_id: str) -> Session:
+    session = await runtime.sessions.load(session_id, hold=False)
     if session is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"session {session_id} not found")
     return session
@@ -99,12 +110,12 @@ def _found(runtime: RuntimeDep, session_id: str) -> Session:
 
 @router.get("/{session_id}", response_model=SessionView, summary="Read a session")
 async def get_session(session_id: str, runtime: RuntimeDep) -> SessionView:
-    return SessionView.of(_found(runtime, session_id))
+    return SessionView.of(await _found(runtime, session_id))
 
 
 @router.delete("/{session_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Close a session")
 async def delete_session(session_id: str, runtime: RuntimeDep) -> Response:
-    _found(runtime, session_id)
-    runtime.sessions.delete(session_id)  # its tokens are refused from now on
-    await runtime.sockets.close_for(session_id, f"session {session_id} was deleted")
+    if not await runtime.sessions.close(session_id):  # its tokens are refused from now on
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"session {session_id} not found")
+    await runtime.session_deleted(session_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

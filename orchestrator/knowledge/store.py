@@ -2,7 +2,9 @@
 
 On disk (ENGINE_DATA_DIR/knowledge/<kb_id>/): `kb.json` (documents and chunks) and
 `vectors.npy` (one row per chunk, in kb.json's order), written atomically after each change,
-so a restart loads them without embedding anything again. Seed folders
+so a restart loads them without embedding anything again. Several engines share one folder
+(ENGINE_KNOWLEDGE_DIR on shared storage): a change is made under a lock they share (`writers`),
+on what the folder holds then, and the others read the base again when told. Seed folders
 (config/knowledge/<kb_id>/ with a kb.toml) are ingested at start: only documents that are new
 or changed are embedded.
 """
@@ -18,10 +20,12 @@ import re
 import tomllib
 import unicodedata
 from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -34,7 +38,7 @@ log = logging.getLogger(__name__)
 
 Language = Literal["en", "zh"]
 MODELS: dict[str, str] = {"en": EMBED.name, "zh": EMBED_ZH.name}
-_KB_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+_KB_ID = re.compile(r"^(?!\.+$)[A-Za-z0-9_.-]{1,128}$")  # a folder's name: never . or ..
 
 
 class KnowledgeError(ValueError):
@@ -97,8 +101,11 @@ class KnowledgeStore:
         embedder: Embedder,
         exact_below: int = 20_000,
         max_chunk_chars: int = 600,
+        writers: Callable[[str], AbstractAsyncContextManager[Any]] | None = None,
     ) -> None:
+        """`writers(kb_id)`: a lock every engine sharing `root` takes to change a base."""
         self.root = root
+        self._writers = writers
         self.embedder = embedder
         self.exact_below = exact_below
         self.max_chunk_chars = max_chunk_chars
@@ -161,7 +168,7 @@ class KnowledgeStore:
         text = text.strip()
         if not text:
             raise KnowledgeError(f"document {name!r} is empty")
-        async with self._lock(kb_id):
+        async with self._changing(kb_id):
             base = self._bases.get(kb_id)
             if base is None:
                 base = KnowledgeBase(kb_id, language or guess_language(text), title or kb_id)
@@ -190,7 +197,7 @@ class KnowledgeStore:
             return document
 
     async def delete_document(self, kb_id: str, doc_id: str) -> bool:
-        async with self._lock(kb_id):
+        async with self._changing(kb_id):
             base = self._bases.get(kb_id)
             if base is None or doc_id not in base.documents:
                 return False
@@ -214,7 +221,31 @@ class KnowledgeStore:
             extra={"kbs": {k: len(b.chunks) for k, b in self._bases.items()}},
         )
 
+    async def reload(self, kb_id: str) -> None:
+        """Reads a base again from the folder (another engine changed it)."""
+        async with self._lock(kb_id):
+            await self._read_again(kb_id)
+
     # --- internals --------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _changing(self, kb_id: str) -> AsyncIterator[None]:
+        async with self._lock(kb_id):
+            if self._writers is None:
+                yield
+                return
+            async with self._writers(kb_id):
+                await self._read_again(kb_id)
+                yield
+
+    async def _read_again(self, kb_id: str) -> None:
+        if not _KB_ID.match(kb_id):
+            return
+        folder = self.root / kb_id
+        if await asyncio.to_thread((folder / "kb.json").is_file):
+            self._bases[kb_id] = await asyncio.to_thread(self._read, folder)
+        else:
+            self._bases.pop(kb_id, None)
 
     @staticmethod
     def _passage(chunk: Chunk) -> str:

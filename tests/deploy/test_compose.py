@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
+from orchestrator.cluster.front_door import Backend, haproxy_config
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.gpu.yml"
 SECRET = "s" * 40
@@ -95,7 +97,8 @@ def make_run_command() -> list[str]:
 
 def test_the_stack_starts_in_order_builders_first(services: dict[str, Any]) -> None:
     assert set(services) == {
-        "model-builder", "engine-builder", "triton", "orchestrator", "coturn", "perf"
+        "model-builder", "engine-builder", "triton", "orchestrator", "coturn", "perf",
+        "redis", "engine-1", "engine-2", "engine-3", "front-door",  # profile scale
     }  # fmt: skip
 
     def waits_for(service: str) -> dict[str, str]:
@@ -225,3 +228,42 @@ def test_the_dockerfile_builds_with_make_and_runs_what_make_run_runs(
     assert ast.literal_eval(builder_cmd) == services["model-builder"]["command"]
     assert services["model-builder"]["build"]["target"] == "builder"
     assert {w for w in ast.literal_eval(builder_cmd)[1:]} <= targets
+
+
+def test_the_scale_profile_runs_engines_behind_the_front_door() -> None:
+    result = compose_config(
+        "scale", ENGINE_SECRET_KEY=SECRET, FRONT_DOOR_URL="wss://tutor.example.com"
+    )
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    engines = {
+        name: service
+        for name, service in services.items()
+        if "ENGINE_REDIS_URL" in service.get("environment", {})
+    }
+    assert sorted(engines) == ["engine-1", "engine-2", "engine-3"]
+    for name, engine in engines.items():
+        env = engine["environment"]
+        assert env["ENGINE_ENGINE_ID"] == name
+        assert env["ENGINE_PUBLIC_URL"] == f"wss://tutor.example.com/e/{name}"
+        assert env["ENGINE_REDIS_URL"] == "redis://redis:6379/0"
+        assert env["ENGINE_TRITON_URL"] == "triton:8001" and env["ENGINE_SECRET_KEY"] == SECRET
+        assert f"knowledge:{env['ENGINE_KNOWLEDGE_DIR']}:rw" in engine["volumes"]
+        assert engine["depends_on"]["redis"]["condition"] == "service_healthy"
+        assert float(env["ENGINE_DRAIN_TIMEOUT_S"]) < int(engine["stop_grace_period"].rstrip("s"))
+        assert engine["profiles"] == ["scale"]
+    front = services["front-door"]
+    assert ports(front) >= {(8080, 8080)}
+    (mount,) = front["volumes"]
+    config = Path(mount.split(":")[0])
+    assert config == ROOT / "deploy" / "haproxy" / "haproxy.cfg"
+    expected = haproxy_config(
+        [Backend(name, f"{name}:9000") for name in sorted(engines)],
+        ":8080",
+        stats=":8404",
+        resolver="127.0.0.11:53",
+    )
+    assert config.read_text() == expected
+    haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    check = subprocess.run([haproxy, "-c", "-f", str(config)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr

@@ -123,6 +123,7 @@ async def engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterat
         sockets=OpenSockets(),
         admission=Admission(settings.max_replies_in_flight),
         listeners=Listeners(no_microphone),
+        cluster=None,
     )
     app = FastAPI()
     app.state.runtime = runtime

@@ -45,11 +45,11 @@ def test_deleting_forgets_the_session() -> None:
     assert session.status == "deleted"
 
 
-def test_history_is_bounded_and_ownership_is_by_student() -> None:
+async def test_history_is_bounded_and_ownership_is_by_student() -> None:
     registry = SessionRegistry(ttl_s=10, history_max_turns=2)
     session = registry.create(1, 7, None)
     for turn in range(5):
-        session.remember(f"q{turn}", f"a{turn}")
+        await session.remember(f"q{turn}", f"a{turn}")
     assert [t.content for t in session.history] == ["q3", "a3", "q4", "a4"]
     assert session.belongs_to("7") and not session.belongs_to("8")
 

@@ -13,8 +13,8 @@ from benchmarks.harness.client import send, until
 from benchmarks.harness.hands_free import hands_free
 from benchmarks.harness.processes import EngineProcess
 from benchmarks.webrtc_load import tree_cpu_seconds
+from tests.support.lips import speaking
 from tests.support.metrics import grew, scrape
-from tests.webrtc.test_live import speaking
 
 pytestmark = pytest.mark.serving
 

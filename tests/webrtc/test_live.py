@@ -19,9 +19,10 @@ from benchmarks.harness import portraits
 from benchmarks.harness.client import ask, receive, send, until
 from benchmarks.harness.processes import EngineProcess
 from benchmarks.harness.speech import encode, piper_speech
-from benchmarks.harness.webrtc_client import LiveClient, Received, mouth_inside
+from benchmarks.harness.webrtc_client import LiveClient, mouth_inside
 from media.avatar.photo.avatar import PhotoAvatar
 from media.avatar.registry import load_avatar
+from tests.support.lips import assert_lips_in_sync, speaking
 from tests.support.metrics import grew, scrape
 from tests.webrtc.conftest import AVATARS
 
@@ -47,10 +48,6 @@ async def live(
             yield ws, client, session["session_id"]
         finally:
             await client.close()
-
-
-def speaking(client: LiveClient, since: float) -> list[Received]:
-    return [r for r in client.audio if r.arrived >= since and r.value > 0.01]
 
 
 async def test_an_offer_gets_an_answer_and_the_avatar_idles(engine: EngineProcess) -> None:
@@ -99,34 +96,6 @@ async def test_a_live_reply_is_spoken_with_lips_in_sync(engine: EngineProcess) -
         assert grew(before, after, "tutor_engine_live_render_seconds_count") > 25
 
         assert_lips_in_sync(client, sent)
-
-
-def assert_lips_in_sync(client: LiveClient, sent: float) -> None:
-    """A/V sync on the media clock: mouth area per video frame against loudness per frame;
-    the mouth moves with the sound within a frame (it leads by ENGINE_LIPSYNC_LEAD_MS on
-    purpose), and rests after."""
-    start = speaking(client, sent)[0].media_s - 0.5
-    video = [r for r in client.video if r.media_s >= start]
-    audio = [r for r in client.audio if r.media_s >= start]
-    frames = len(video)
-    loud = np.zeros(frames)
-    for r in audio:
-        index = round((r.media_s - video[0].media_s) * 50) // 2  # two 20 ms packets a frame
-        if 0 <= index < frames:
-            loud[index] = max(loud[index], r.value)
-    mouth = np.array([r.value for r in video])
-
-    def correlation(lag: int) -> float:
-        a = mouth[max(lag, 0) : frames + min(lag, 0)]
-        b = loud[max(-lag, 0) : frames + min(-lag, 0)]
-        return float(np.corrcoef(a, b)[0, 1])
-
-    best = max(range(-4, 5), key=correlation)
-    assert abs(best) <= 1 and correlation(best) > 0.3, {
-        lag: round(correlation(lag), 2) for lag in range(-4, 5)
-    }
-    quiet, talking = mouth[loud < 0.002], mouth[loud > 0.05]
-    assert talking.mean() > 1.5 * quiet.mean()  # moves while speaking, rests after
 
 
 async def test_a_photo_avatar_talks_live_with_lips_in_sync(engine: EngineProcess) -> None:
