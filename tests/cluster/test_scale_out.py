@@ -250,6 +250,16 @@ async def test_an_engine_killed_mid_reply(cluster: Cluster, llm: FakeLLM) -> Non
     assert now_on not in (None, doomed)
     contents = [m["content"] for m in llm.requests[-1]["body"]["messages"]]
     assert contents[1:] == ["Cal asks once.", llm.reply, "Cal asks twice."]  # history went on
+    # and a new peer there: the avatar streams from the engine that took the student over
+    peer = LiveClient()
+    user = Student(cal.url.rsplit("/", 1)[0] + "/user_cal", cal.token)
+    ws, offered = await user.open(type="webrtc_offer", sdp=await peer.offer(), user_id="cal")
+    try:
+        await peer.answered(offered)
+        await until(lambda: len(peer.video) > 10, 10, "video from the new engine")
+    finally:
+        await ws.close()
+        await peer.close()
 
     # the engine comes back: nobody live elsewhere moves back to it
     cluster.engines[doomed].start()
