@@ -1,6 +1,8 @@
 """Photo avatars made from uploaded portraits: each build runs in the background (decode, find
 the face in Triton, check it, frame and rig it, save), shows its stage, and either registers a
-ready avatar or leaves nothing behind but its failure, which GET can still tell."""
+ready avatar or leaves nothing behind but its failure, which GET can still tell. With several
+engines, a build's state is told to the others (`BuildBoard`), and they take in the avatar
+from the shared folder once it is ready."""
 
 from __future__ import annotations
 
@@ -12,11 +14,12 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 import cv2
 import numpy as np
 import numpy.typing as npt
+from redis.exceptions import RedisError
 
 from media.avatar.photo.avatar import PhotoAvatar
 from media.avatar.photo.portrait import Limits, PortraitError, check, decode, frame
@@ -48,6 +51,37 @@ class Build:
     def at(self, stage: str, progress: float) -> None:
         self.stage, self.progress = stage, progress
 
+    @property
+    def state(self) -> dict[str, Any]:
+        return {
+            "avatar_id": self.avatar_id,
+            "name": self.name,
+            "status": self.status,
+            "stage": self.stage,
+            "progress": self.progress,
+            "error_code": self.error_code,
+            "error": self.error,
+            "http_status": self.http_status,
+            "warnings": self.warnings,
+            "created_at": self.created_at,
+        }
+
+    @classmethod
+    def of(cls, state: dict[str, Any]) -> Build:
+        build = cls(**state)
+        build.done.set()
+        return build
+
+
+class BuildBoard(Protocol):
+    """Where several engines tell each other of builds (orchestrator/cluster/avatar_builds.py)."""
+
+    async def told(self, avatar_id: str, state: dict[str, Any], ready: bool) -> None: ...
+
+    async def read(self, avatar_id: str) -> dict[str, Any] | None: ...
+
+    async def gone(self, avatar_id: str) -> None: ...
+
 
 class PhotoAvatars:
     def __init__(
@@ -59,8 +93,10 @@ class PhotoAvatars:
         size: tuple[int, int],
         at_once: int,
         max_avatars: int,
+        board: BuildBoard | None = None,
     ) -> None:
         self.folder = folder
+        self._board = board
         self.registry = registry
         self.faces = faces
         self.limits = limits
@@ -73,10 +109,14 @@ class PhotoAvatars:
         for avatar_id in registry.ids:
             avatar = registry.get(avatar_id)
             if isinstance(avatar, PhotoAvatar):
-                ready = Build(avatar_id, avatar.name, "ready", "ready", 1.0)
-                ready.warnings = list(avatar.record.get("warnings", []))
-                ready.created_at = float(avatar.record.get("created_at", 0.0))
-                self._builds[avatar_id] = ready
+                self._ready(avatar)
+
+    def _ready(self, avatar: PhotoAvatar) -> None:
+        ready = Build(avatar.avatar_id, avatar.name, "ready", "ready", 1.0)
+        ready.warnings = list(avatar.record.get("warnings", []))
+        ready.created_at = float(avatar.record.get("created_at", 0.0))
+        ready.done.set()
+        self._builds[avatar.avatar_id] = ready
 
     def start(self, data: bytes, name: str) -> Build:
         """Starts building an avatar from the uploaded bytes."""
@@ -96,13 +136,48 @@ class PhotoAvatars:
     def get(self, avatar_id: str) -> Build | None:
         return self._builds.get(avatar_id) or self._failed.get(avatar_id)
 
+    async def find(self, avatar_id: str) -> Build | None:
+        """A build here, else as the engine running it told (taking in a ready avatar this
+        engine has not heard of yet)."""
+        build = self.get(avatar_id)
+        if build is not None or self._board is None:
+            return build
+        state = await self._board.read(avatar_id)
+        if state is None:
+            return None
+        if state["status"] == "ready":
+            await self.adopt(avatar_id)
+            return self.get(avatar_id)
+        return Build.of(state)
+
+    async def adopt(self, avatar_id: str) -> None:
+        """Takes in an avatar another engine made (it is in the shared folder)."""
+        if isinstance(self.registry.get(avatar_id), PhotoAvatar):
+            return
+        try:
+            avatar = await asyncio.to_thread(PhotoAvatar.load, self.folder / avatar_id)
+        except (OSError, ValueError, KeyError) as error:
+            log.error(
+                "photo avatar not taken in", extra={"avatar_id": avatar_id, "error": str(error)}
+            )
+            return
+        self.registry.add(avatar)
+        self._ready(avatar)
+
+    def drop(self, avatar_id: str) -> None:
+        """Forgets an avatar another engine deleted (its folder is gone)."""
+        self._builds.pop(avatar_id, None)
+        self._failed.pop(avatar_id, None)
+        self.registry.remove(avatar_id)
+
     def builds(self) -> list[Build]:
         """Ready and building avatars (failures are only told by GET of their id)."""
         return sorted(self._builds.values(), key=lambda b: b.created_at)
 
-    def forget(self, avatar_id: str) -> None:
+    async def forget(self, avatar_id: str) -> None:
         """Drops a failure's record (its client has been told)."""
         self._failed.pop(avatar_id, None)
+        await self._gone(avatar_id)
 
     async def delete(self, avatar_id: str) -> bool:
         build = self._builds.pop(avatar_id, None) or self._failed.pop(avatar_id, None)
@@ -110,21 +185,43 @@ class PhotoAvatars:
             return False
         self.registry.remove(avatar_id)
         await asyncio.to_thread(shutil.rmtree, self.folder / avatar_id, ignore_errors=True)
+        await self._gone(avatar_id)
         return True
+
+    async def _tell(self, build: Build) -> None:
+        if self._board is None:
+            return
+        try:
+            await self._board.told(build.avatar_id, build.state, build.status == "ready")
+        except RedisError as error:
+            log.warning("build not told", extra={"avatar_id": build.avatar_id, "error": str(error)})
+
+    async def _gone(self, avatar_id: str) -> None:
+        if self._board is None:
+            return
+        try:
+            await self._board.gone(avatar_id)
+        except RedisError as error:
+            log.warning("deletion not told", extra={"avatar_id": avatar_id, "error": str(error)})
+
+    async def _at(self, build: Build, stage: str, progress: float) -> None:
+        build.at(stage, progress)
+        await self._tell(build)
 
     async def _run(self, build: Build, data: bytes) -> None:
         staging = self.folder / f".{build.avatar_id}.building"
         try:
+            await self._tell(build)
             async with self._slots:
                 avatar = await self._make(build, data)
-                build.at("saving", 0.9)
+                await self._at(build, "saving", 0.9)
                 await asyncio.to_thread(self._save, avatar, staging)
             if self._builds.get(build.avatar_id) is not build:  # deleted while it built
                 await asyncio.to_thread(shutil.rmtree, self.folder / build.avatar_id, True)
                 return
             self.registry.add(avatar)
             build.status = "ready"
-            build.at("ready", 1.0)
+            await self._at(build, "ready", 1.0)
             log.info("photo avatar ready", extra={"avatar_id": build.avatar_id})
         except PortraitError as error:
             self._fail(build, error.code, str(error), error.status)
@@ -136,18 +233,20 @@ class PhotoAvatars:
         finally:
             if staging.exists():
                 await asyncio.to_thread(shutil.rmtree, staging, True)
+            if build.status == "failed":
+                await self._tell(build)
             build.done.set()
 
     async def _make(self, build: Build, data: bytes) -> PhotoAvatar:
-        build.at("decoding", 0.1)
+        await self._at(build, "decoding", 0.1)
         picture = await asyncio.to_thread(_decode, data, self.limits)
-        build.at("finding the face", 0.3)
+        await self._at(build, "finding the face", 0.3)
         found = await self.faces.find(picture)
         if found.faces > 1:
             build.warnings.append(f"{found.faces} faces were found; the largest one is animated")
-        build.at("checking the face", 0.5)
+        await self._at(build, "checking the face", 0.5)
         pose = check(picture, found.points, found.presence, self.limits)
-        build.at("rigging", 0.7)
+        await self._at(build, "rigging", 0.7)
         width, height = self.size
         portrait, points = await asyncio.to_thread(frame, picture, found.points, width, height)
         record = {

@@ -20,7 +20,7 @@ from orchestrator.admission import Admission
 from orchestrator.asr import SpeechGate, SpeechRecognizer
 from orchestrator.brain import EngineRegistry
 from orchestrator.brain.grounded import GroundedTutor
-from orchestrator.cluster.events import Event, KnowledgeChanged, SessionDeleted
+from orchestrator.cluster.events import AvatarChanged, Event, KnowledgeChanged, SessionDeleted
 from orchestrator.cluster.membership import Load
 from orchestrator.cluster.node import ClusterNode, NodeSettings, Serving
 from orchestrator.connection import OpenSockets
@@ -227,6 +227,7 @@ class Runtime:
                 settings.photo_avatar_size,
                 settings.avatar_builds_at_once,
                 settings.max_photo_avatars,
+                board=cluster.avatar_builds if cluster is not None else None,
             ),
             peers=PeerRegistry(
                 peer_settings(settings),
@@ -309,6 +310,13 @@ class Runtime:
             case KnowledgeChanged(kb_id=kb_id, engine_id=engine_id):
                 if self.cluster is not None and engine_id != self.cluster.engine_id:
                     await self.knowledge.reload(kb_id)
+            case AvatarChanged(avatar_id=avatar_id, present=present, engine_id=engine_id):
+                if self.cluster is None or engine_id == self.cluster.engine_id:
+                    return
+                if present:
+                    await self.photo_avatars.adopt(avatar_id)
+                else:
+                    self.photo_avatars.drop(avatar_id)
 
     async def gone(self, session_ids: list[str]) -> None:
         """Sessions held here whose shared record vanished: deleted through another engine (a

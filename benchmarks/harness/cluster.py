@@ -170,6 +170,7 @@ class Cluster:
                     "ENGINE_PUBLIC_URL": f"ws://127.0.0.1:{self.front.port}/e/{engine_id}",
                     "ENGINE_SECRET_KEY": secret,
                     "ENGINE_KNOWLEDGE_DIR": str(self.workdir / "knowledge"),
+                    "ENGINE_PHOTO_AVATARS_DIR": str(self.workdir / "avatars"),
                     "ENGINE_KEEP_WARM_S": "0",
                     **self.env,
                 },

@@ -78,7 +78,7 @@ async def list_avatars(runtime: RuntimeDep) -> list[AvatarView]:
 
 @router.get("/{avatar_id}", response_model=AvatarView, summary="One avatar, or a build's state")
 async def get_avatar(avatar_id: str, runtime: RuntimeDep) -> AvatarView:
-    build = runtime.photo_avatars.get(avatar_id)
+    build = await runtime.photo_avatars.find(avatar_id)
     if build is not None:
         return _photo_view(build, runtime)
     avatar = runtime.avatars.get(avatar_id)
@@ -176,7 +176,7 @@ async def create_avatar(request: Request, runtime: RuntimeDep) -> Response:
         view = _photo_view(build, runtime)
         return JSONResponse(view.model_dump(), status.HTTP_202_ACCEPTED)
     if build.status == "failed":
-        runtime.photo_avatars.forget(build.avatar_id)  # told now: nothing is kept
+        await runtime.photo_avatars.forget(build.avatar_id)  # told now: nothing is kept
         return _refusal(build.http_status, build.error_code or "failed", build.error or "")
     view = _photo_view(build, runtime)
     return JSONResponse(

@@ -1,6 +1,7 @@
 """Changes every engine must hear of at once, over Redis pub/sub: a session deleted through
 one engine closes its sockets on the engine that serves it; a knowledge base changed through
-one engine is read again by the others."""
+one engine is read again by the others; a photo avatar made or deleted through one engine
+appears or goes on the others."""
 
 from __future__ import annotations
 
@@ -29,7 +30,14 @@ class KnowledgeChanged(BaseModel):
     engine_id: str  # the engine that changed it (it needs no reload)
 
 
-Event = Annotated[SessionDeleted | KnowledgeChanged, Field(discriminator="type")]
+class AvatarChanged(BaseModel):
+    type: Literal["avatar_changed"] = "avatar_changed"
+    avatar_id: str
+    present: bool  # ready (in the shared folder), or deleted
+    engine_id: str  # the engine that made or deleted it
+
+
+Event = Annotated[SessionDeleted | KnowledgeChanged | AvatarChanged, Field(discriminator="type")]
 _events: TypeAdapter[Event] = TypeAdapter(Event)
 
 
@@ -38,7 +46,7 @@ class Events:
         self._redis = redis
         self._channel = keys.events
 
-    async def publish(self, event: SessionDeleted | KnowledgeChanged) -> None:
+    async def publish(self, event: SessionDeleted | KnowledgeChanged | AvatarChanged) -> None:
         await self._redis.publish(self._channel, event.model_dump_json())
 
     async def listen(self, handle: Callable[[Event], Awaitable[None]]) -> None:

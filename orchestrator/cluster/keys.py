@@ -38,6 +38,10 @@ class Keys:
         """A sorted set: students placed on an engine, scored by when the placement lapses."""
         return f"{self.prefix}:students:{engine_id}"
 
+    def avatar_build(self, avatar_id: str) -> str:
+        """A photo avatar's build, as the engine building it last told it."""
+        return f"{self.prefix}:avatar-build:{avatar_id}"
+
     def knowledge_lock(self, kb_id: str) -> str:
         """Held by the engine changing a knowledge base."""
         return f"{self.prefix}:knowledge-lock:{kb_id}"

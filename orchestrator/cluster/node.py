@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from redis.asyncio.lock import Lock
 from redis.exceptions import RedisError
 
+from orchestrator.cluster.avatar_builds import AvatarBuilds
 from orchestrator.cluster.events import Events
 from orchestrator.cluster.keys import Keys
 from orchestrator.cluster.membership import Load, Membership
@@ -60,6 +61,7 @@ class ClusterNode:
             redis, keys, settings.engine_id, settings.public_url, settings.dead_after_s
         )
         self.events = Events(redis, keys)
+        self.avatar_builds = AvatarBuilds(redis, keys, self.events, settings.engine_id)
 
     @classmethod
     async def join(cls, settings: NodeSettings) -> ClusterNode:

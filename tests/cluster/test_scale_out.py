@@ -19,6 +19,7 @@ from redis import Redis
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from benchmarks.harness import portraits
 from benchmarks.harness.client import until
 from benchmarks.harness.cluster import Cluster, Student, engine_of, tutors_with_llm
 from benchmarks.harness.fake_llm import FakeLLM
@@ -45,7 +46,8 @@ def cluster(
 ) -> Iterator[Cluster]:
     workdir: Path = tmp_path_factory.mktemp("cluster")
     tutors = tutors_with_llm(workdir, llm.base_url)
-    running = Cluster(workdir, triton.grpc_url, env={"ENGINE_TUTORS_FILE": str(tutors)}).start()
+    env = {"ENGINE_TUTORS_FILE": str(tutors), "ENGINE_AVATAR_BUILD_WAIT_S": "0"}
+    running = Cluster(workdir, triton.grpc_url, env=env).start()
     yield running
     running.stop()
 
@@ -187,6 +189,46 @@ async def test_a_document_added_through_one_engine_is_found_through_all(cluster:
                     break
                 await asyncio.sleep(0.1)
         assert "moon" in hits.json()[0]["text"]
+
+
+async def test_a_photo_avatar_made_through_one_engine_is_served_by_all(cluster: Cluster) -> None:
+    first = cluster.engines["engine-1"]
+    picture = portraits.encoded(portraits.astronaut())
+    response = httpx.post(
+        f"{first.base_url}/v1/avatars",
+        files={"image": ("portrait.png", picture, "application/octet-stream")},
+        data={"name": "Dr. Shared"},
+        timeout=60,
+    )
+    assert response.status_code == 202, response.text  # ENGINE_AVATAR_BUILD_WAIT_S=0 here
+    avatar_id = response.json()["avatar_id"]
+    seen: list[tuple[str, int, str]] = []
+
+    def ready_everywhere() -> bool:
+        states = []
+        for name, engine in cluster.engines.items():
+            answer = httpx.get(f"{engine.base_url}/v1/avatars/{avatar_id}")
+            status = answer.json().get("status", "") if answer.status_code == 200 else ""
+            seen.append((name, answer.status_code, status))
+            states.append(status)
+        return states == ["ready"] * len(cluster.engines)
+
+    await until(ready_everywhere, 60, "the avatar ready on every engine")
+    assert {code for _, code, _ in seen} == {200}, seen  # every engine knew of the build
+    assert any(status == "building" for name, _, status in seen if name != "engine-1"), seen
+    ((_, elsewhere),) = students_where(cluster, "photo", lambda engine: engine != "engine-1")
+    answer = await elsewhere.ask(type="text", content="Hello!", avatar_id=avatar_id)
+    assert answer["type"] == "video" and answer["video"], answer.get("content")
+    deleting = cluster.engines["engine-3"]
+    assert httpx.delete(f"{deleting.base_url}/v1/avatars/{avatar_id}").status_code == 204
+    await until(
+        lambda: all(
+            httpx.get(f"{e.base_url}/v1/avatars/{avatar_id}").status_code == 404
+            for e in cluster.engines.values()
+        ),
+        5,
+        "the avatar gone from every engine",
+    )
 
 
 async def test_one_triton_batch_mixes_requests_of_different_engines(

@@ -248,7 +248,9 @@ def test_the_scale_profile_runs_engines_behind_the_front_door() -> None:
         assert env["ENGINE_PUBLIC_URL"] == f"wss://tutor.example.com/e/{name}"
         assert env["ENGINE_REDIS_URL"] == "redis://redis:6379/0"
         assert env["ENGINE_TRITON_URL"] == "triton:8001" and env["ENGINE_SECRET_KEY"] == SECRET
-        assert f"knowledge:{env['ENGINE_KNOWLEDGE_DIR']}:rw" in engine["volumes"]
+        assert "shared:/shared:rw" in engine["volumes"]
+        assert env["ENGINE_KNOWLEDGE_DIR"].startswith("/shared/")
+        assert env["ENGINE_PHOTO_AVATARS_DIR"].startswith("/shared/")
         assert engine["depends_on"]["redis"]["condition"] == "service_healthy"
         assert float(env["ENGINE_DRAIN_TIMEOUT_S"]) < int(engine["stop_grace_period"].rstrip("s"))
         assert engine["profiles"] == ["scale"]

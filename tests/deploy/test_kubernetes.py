@@ -110,8 +110,11 @@ def test_engines_are_named_placed_and_drained_as_the_engine_expects() -> None:
     stop = int(container["lifecycle"]["preStop"]["exec"]["command"][-1])
     assert pod["terminationGracePeriodSeconds"] > drain + stop + 5
     assert container["readinessProbe"]["httpGet"]["path"] == "/health"  # 503 while draining
-    knowledge = resource("PersistentVolumeClaim", "knowledge")
-    assert knowledge["spec"]["accessModes"] == ["ReadWriteMany"]
+    shared = resource("PersistentVolumeClaim", "shared")
+    assert shared["spec"]["accessModes"] == ["ReadWriteMany"]
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    for variable in ("ENGINE_KNOWLEDGE_DIR", "ENGINE_PHOTO_AVATARS_DIR"):
+        assert any(env[variable].startswith(mount + "/") for mount in mounts), variable
 
 
 def test_autoscalers_read_metrics_that_mean_load() -> None:
