@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 from redis.exceptions import RedisError
 
-from media.avatar.photo.avatar import PhotoAvatar
+from media.avatar.photo.avatar import RECORD, PhotoAvatar
 from media.avatar.photo.portrait import Limits, PortraitError, check, decode, frame
 from media.avatar.registry import AvatarRegistry
 from orchestrator.faces import FaceFinder
@@ -164,6 +164,17 @@ class PhotoAvatars:
         self.registry.add(avatar)
         self._ready(avatar)
 
+    async def rescan(self) -> None:
+        """Takes in the shared folder's avatars this engine has not, and drops those gone."""
+        on_disk = await asyncio.to_thread(
+            lambda: {p.parent.name for p in self.folder.glob(f"*/{RECORD}")}
+        )
+        for avatar_id in sorted(on_disk):
+            await self.adopt(avatar_id)
+        for build in self.builds():
+            if build.status == "ready" and build.avatar_id not in on_disk:
+                self.drop(build.avatar_id)
+
     def drop(self, avatar_id: str) -> None:
         """Forgets an avatar another engine deleted (its folder is gone)."""
         self._builds.pop(avatar_id, None)
@@ -180,8 +191,9 @@ class PhotoAvatars:
         await self._gone(avatar_id)
 
     async def delete(self, avatar_id: str) -> bool:
+        """Deletes an avatar, or stops its build: here, or on the engine building it."""
         build = self._builds.pop(avatar_id, None) or self._failed.pop(avatar_id, None)
-        if build is None:
+        if build is None and (self._board is None or await self._board.read(avatar_id) is None):
             return False
         self.registry.remove(avatar_id)
         await asyncio.to_thread(shutil.rmtree, self.folder / avatar_id, ignore_errors=True)
@@ -189,8 +201,8 @@ class PhotoAvatars:
         return True
 
     async def _tell(self, build: Build) -> None:
-        if self._board is None:
-            return
+        if self._board is None or self.get(build.avatar_id) is not build:
+            return  # one deleted while it built is not told of again
         try:
             await self._board.told(build.avatar_id, build.state, build.status == "ready")
         except RedisError as error:

@@ -13,6 +13,7 @@ from importlib import metadata
 from typing import Any
 
 from aiortc import RTCIceServer
+from redis.exceptions import RedisError
 
 from media.avatar.photo.portrait import Limits
 from media.avatar.registry import AvatarRegistry
@@ -253,8 +254,8 @@ class Runtime:
         ]
         if cluster is not None:
             runtime._tasks += [
-                asyncio.create_task(cluster.heartbeat_forever(runtime.serving, runtime.gone)),
-                asyncio.create_task(cluster.events.listen(runtime.heard)),
+                asyncio.create_task(runtime.join_when_ready(cluster)),
+                asyncio.create_task(cluster.events.listen(runtime.heard, runtime.read_again)),
             ]
         if settings.keep_warm_s > 0:
             warmth = KeepWarm(triton, settings.keep_warm_s, runtime.warm_requests)
@@ -270,6 +271,15 @@ class Runtime:
         return runtime
 
     # --- one engine of several ---------------------------------------------------------
+
+    async def join_when_ready(self, cluster: ClusterNode) -> None:
+        """Beats (and so takes students) once Triton serves this engine's models."""
+        while True:
+            if (await self.triton.health(self.served_models, 2.0)).ready:
+                break
+            await asyncio.sleep(0.5)
+        log.info("engine joins the cluster", extra={"engine_id": cluster.engine_id})
+        await cluster.heartbeat_forever(self.serving, self.gone, self.let_go)
 
     def serving(self) -> Serving:
         """This engine's load, the students it serves now and its sessions in use."""
@@ -318,6 +328,25 @@ class Runtime:
                 else:
                     self.photo_avatars.drop(avatar_id)
 
+    async def let_go(self, students: list[str]) -> None:
+        """Students served here but placed on another engine (this engine's heartbeat stalled
+        and they were placed again): their sockets close (1012: connect again, to their engine)
+        and their peers too, so that no student is served by two engines."""
+        leaving = set(students)
+        log.warning("students placed elsewhere let go", extra={"students": sorted(leaving)})
+        reason = "this student is served by another engine now: reconnect"
+        await asyncio.gather(
+            *(s.close(1012, reason) for s in self.sockets.all() if s.identity.user_id in leaving)
+        )
+        for student in leaving:
+            await self.peers.close(f"user_{student}")
+
+    async def read_again(self) -> None:
+        """After events may have been missed: knowledge bases and photo avatars as the shared
+        folders hold them now (a missed deletion is caught by the heartbeat's renewal)."""
+        await self.knowledge.reload_all()
+        await self.photo_avatars.rescan()
+
     async def gone(self, session_ids: list[str]) -> None:
         """Sessions held here whose shared record vanished: deleted through another engine (a
         deletion this engine missed hearing of), or lost with Redis's memory (written back)."""
@@ -334,7 +363,10 @@ class Runtime:
         self.draining = True
         log.info("engine draining", extra={"timeout_s": self.settings.drain_timeout_s})
         if self.cluster is not None:
-            await self.cluster.drain(self.serving())
+            try:
+                await self.cluster.drain(self.serving())
+            except RedisError as error:  # the other engines learn it when the heartbeat lapses
+                log.warning("drain not announced", extra={"error": str(error)})
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.drain_timeout_s
         reason = "the engine is draining: reconnect"

@@ -182,7 +182,8 @@ class SessionRegistry:
         """Drops the sessions of a student held here, who comes back after being served by
         another engine: their records are read again on next use."""
         for session in [s for s in self._sessions.values() if s.belongs_to(user_id)]:
-            self._remove(session, reason="moved")
+            if not session.connections:  # a socket still bound to it keeps it
+                self._remove(session, reason="moved")
 
     def in_use(self) -> list[tuple[str, datetime]]:
         """Sessions held here that were used since their shared record was renewed, or are

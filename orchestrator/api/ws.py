@@ -10,6 +10,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 from redis.exceptions import RedisError
 from starlette.websockets import WebSocketState
 
+from orchestrator.cluster.front_door import ROUTED_FOR
 from orchestrator.cluster.placement import NoEngine
 from orchestrator.connection import Connection, Identity, authenticate
 from orchestrator.messages import ErrorMessage
@@ -30,6 +31,9 @@ MOVED = 4302
 @router.websocket("/ws/ws/{connection_id}")
 async def engine_socket(websocket: WebSocket, connection_id: str, token: str | None = None) -> None:
     runtime: Runtime = websocket.app.state.runtime
+    if runtime.draining and runtime.cluster is None:  # stopping: connect again after it
+        await websocket.close(code=status.WS_1013_TRY_AGAIN_LATER, reason="the engine is draining")
+        return
     try:
         identity = await authenticate(connection_id, token, runtime.tokens, runtime.sessions)
         if not await _served_here(websocket, connection_id, identity, runtime):
@@ -60,7 +64,10 @@ async def _served_here(
     cluster = runtime.cluster
     if cluster is None:
         return True
-    placed = await cluster.place(identity.user_id, here=True)
+    # The front door names the engine a path was for (front_door.py); it sent the socket here
+    # instead because its checks find that engine down, sooner than its heartbeat lapses.
+    meant_for = websocket.headers.get(ROUTED_FOR)
+    placed = await cluster.place(identity.user_id, here=True, down=meant_for)
     if placed.engine_id == cluster.engine_id:
         if placed.moved:  # what this engine may still hold of the student is stale
             runtime.sessions.forget_student(identity.user_id)

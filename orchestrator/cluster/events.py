@@ -42,19 +42,30 @@ _events: TypeAdapter[Event] = TypeAdapter(Event)
 
 
 class Events:
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(self, redis: Redis, keys: Keys, listener: Redis | None = None) -> None:
+        """`listener`: the connection subscriptions wait on (one without a read timeout)."""
         self._redis = redis
+        self._listener = listener or redis
         self._channel = keys.events
 
     async def publish(self, event: SessionDeleted | KnowledgeChanged | AvatarChanged) -> None:
         await self._redis.publish(self._channel, event.model_dump_json())
 
-    async def listen(self, handle: Callable[[Event], Awaitable[None]]) -> None:
-        """Hands each event to `handle`, forever; reconnects when Redis goes away."""
+    async def listen(
+        self,
+        handle: Callable[[Event], Awaitable[None]],
+        missed: Callable[[], Awaitable[None]],
+    ) -> None:
+        """Hands each event to `handle`, forever; reconnects when Redis goes away, then calls
+        `missed` (events sent meanwhile are lost: what they would have said is read again)."""
+        subscribed_before = False
         while True:
             try:
-                async with self._redis.pubsub() as pubsub:
+                async with self._listener.pubsub() as pubsub:
                     await pubsub.subscribe(self._channel)
+                    if subscribed_before:
+                        await missed()
+                    subscribed_before = True
                     async for message in pubsub.listen():
                         if message["type"] != "message":
                             continue
@@ -63,7 +74,12 @@ class Events:
                         except ValidationError:
                             log.warning("unreadable cluster event", extra={"data": message["data"]})
                             continue
-                        await handle(event)
+                        try:
+                            await handle(event)
+                        except RedisError:
+                            raise
+                        except Exception:  # a bug: the next events must still be heard
+                            log.exception("cluster event failed", extra={"event": event.type})
             except (RedisError, OSError) as error:
                 log.warning("cluster events lost Redis; retrying", extra={"error": str(error)})
                 await asyncio.sleep(1.0)

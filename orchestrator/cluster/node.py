@@ -47,7 +47,7 @@ class Serving:
 
 
 class ClusterNode:
-    def __init__(self, settings: NodeSettings, redis: Redis) -> None:
+    def __init__(self, settings: NodeSettings, redis: Redis, listener: Redis | None = None) -> None:
         keys = Keys(settings.prefix)
         self.keys = keys
         self.settings = settings
@@ -60,7 +60,8 @@ class ClusterNode:
         self.membership = Membership(
             redis, keys, settings.engine_id, settings.public_url, settings.dead_after_s
         )
-        self.events = Events(redis, keys)
+        self.listener = listener
+        self.events = Events(redis, keys, listener)
         self.avatar_builds = AvatarBuilds(redis, keys, self.events, settings.engine_id)
 
     @classmethod
@@ -74,7 +75,13 @@ class ClusterNode:
             health_check_interval=30,
         )
         await redis.ping()
-        return cls(settings, redis)
+        listener = Redis.from_url(  # waits on subscriptions: no read timeout
+            settings.redis_url,
+            decode_responses=True,
+            socket_connect_timeout=5,
+            health_check_interval=30,
+        )
+        return cls(settings, redis, listener)
 
     def knowledge_lock(self, kb_id: str) -> Lock:
         """The lock an engine holds while it changes a knowledge base (embedding a long
@@ -85,9 +92,12 @@ class ClusterNode:
     def draining(self) -> bool:
         return self.membership.draining
 
-    async def place(self, student: str, here: bool = False) -> Placed:
-        """The student's engine; `here`: prefer this one if the student must move."""
-        return await self.placement.place(student, self.engine_id if here else None)
+    async def place(self, student: str, here: bool = False, down: str | None = None) -> Placed:
+        """The student's engine; `here`: prefer this one if the student must move; `down`: an
+        engine the front door found down."""
+        if down == self.engine_id:
+            down = None
+        return await self.placement.place(student, self.engine_id if here else None, down)
 
     async def url_of(self, engine_id: str) -> str | None:
         state = await self.membership.engine(engine_id)
@@ -99,21 +109,28 @@ class ClusterNode:
         await self.membership.beat(serving.load)
 
     async def heartbeat_forever(
-        self, serving: Callable[[], Serving], gone: Callable[[list[str]], Awaitable[None]]
+        self,
+        serving: Callable[[], Serving],
+        gone: Callable[[list[str]], Awaitable[None]],
+        elsewhere: Callable[[list[str]], Awaitable[None]],
     ) -> None:
         """Beats every `heartbeat_s`; hands `gone` the sessions used here whose shared record
-        vanished (deleted through another engine, or expired). Redis outages are logged and
-        outlived."""
+        vanished, and `elsewhere` the students served here who are placed on another engine.
+        Redis outages are logged and outlived."""
         while True:
             now = serving()
             try:
                 await self.membership.beat(now.load)
-                await self.placement.renew(self.engine_id, now.students)
+                moved = await self.placement.renew(self.engine_id, now.students)
+                if moved:
+                    await elsewhere(moved)
                 vanished = await self.records.renew(now.sessions)
                 if vanished:
                     await gone(vanished)
             except RedisError as error:
                 log.warning("heartbeat failed", extra={"error": str(error)})
+            except Exception:  # a bug: the heartbeat must go on, or every student would move
+                log.exception("heartbeat failed")
             await asyncio.sleep(self.settings.heartbeat_s)
 
     async def leave(self) -> None:
@@ -122,3 +139,5 @@ class ClusterNode:
         except RedisError as error:
             log.warning("could not leave the cluster", extra={"error": str(error)})
         await self.redis.aclose()
+        if self.listener is not None:
+            await self.listener.aclose()

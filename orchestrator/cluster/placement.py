@@ -18,13 +18,14 @@ from orchestrator.cluster.keys import Keys, text
 
 # KEYS: [1] the student's placement, [2] the set of engines.
 # ARGV: [1] key prefix, [2] student, [3] now (ms), [4] how long a placement holds (ms),
-#       [5] the engine to prefer when the student must move ("" for the least loaded).
+#       [5] the engine to prefer when the student must move ("" for the least loaded),
+#       [6] an engine the front door found down ("" for none): its students move.
 # Returns {engine, 1 if the student was (re)placed now else 0}, or {} when no engine can serve.
 _PLACE = """
 local prefix, student = ARGV[1], ARGV[2]
 local now, hold = tonumber(ARGV[3]), tonumber(ARGV[4])
 local function usable(id)
-  return id and redis.call('HGET', prefix .. ':engine:' .. id, 'draining') == '0'
+  return id and id ~= ARGV[6] and redis.call('HGET', prefix .. ':engine:' .. id, 'draining') == '0'
 end
 local current = redis.call('GET', KEYS[1])
 if usable(current) then
@@ -80,12 +81,15 @@ class Placement:
         self._hold_ms = int(hold_s * 1000)
         self._place = redis.register_script(_PLACE)
 
-    async def place(self, student: str, prefer: str | None = None) -> Placed:
+    async def place(
+        self, student: str, prefer: str | None = None, down: str | None = None
+    ) -> Placed:
         """The student's engine: theirs if it can serve, else `prefer` if it can, else the
-        least loaded one."""
+        least loaded one. `down`: an engine to treat as dead (the front door cannot reach it,
+        though its heartbeat has not lapsed yet)."""
         answer = await self._place(
             keys=[self._keys.placement(student), self._keys.engines],
-            args=[self._keys.prefix, student, _now_ms(), self._hold_ms, prefer or ""],
+            args=[self._keys.prefix, student, _now_ms(), self._hold_ms, prefer or "", down or ""],
         )
         if not answer:
             raise NoEngine("no engine can take a student now: all are draining or gone")
@@ -96,21 +100,29 @@ class Placement:
         engine_id = await self._redis.get(self._keys.placement(student))
         return text(engine_id) if engine_id is not None else None
 
-    async def renew(self, engine_id: str, students: list[str]) -> None:
-        """Keeps the placements of the students this engine serves now from lapsing (only
-        those still placed here)."""
+    async def renew(self, engine_id: str, students: list[str]) -> list[str]:
+        """Keeps the placements of the students this engine serves now from lapsing; places
+        those who lost theirs (Redis lost it) here again; returns those placed elsewhere (this
+        engine's heartbeat stalled and they moved: this engine must let them go)."""
         if not students:
-            return
+            return []
         placements = await self._redis.mget([self._keys.placement(s) for s in students])
         ours = [s for s, p in zip(students, placements, strict=True) if p == engine_id]
+        elsewhere = [
+            s for s, p in zip(students, placements, strict=True) if p not in (None, engine_id)
+        ]
+        for student, placement in zip(students, placements, strict=True):
+            if placement is None:
+                await self.place(student, engine_id)
         if not ours:
-            return
+            return elsewhere
         until = _now_ms() + self._hold_ms
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.zadd(self._keys.students(engine_id), dict.fromkeys(ours, until))
             for student in ours:
                 pipe.pexpire(self._keys.placement(student), self._hold_ms)
             await pipe.execute()
+        return elsewhere
 
     async def load(self, engine_id: str) -> int:
         """How many students are placed on an engine now."""

@@ -29,6 +29,26 @@ class SessionRecord:
     history: tuple[ChatTurn, ...] = ()
 
 
+# KEYS: [1] the session's hash, [2] its history. ARGV: [1] time to live (ms), [2] last activity,
+# [3] turns kept, [4…] turns to append. Touches nothing of a session that is gone (a hash field
+# set on a deleted session would make a record without tutor that never expires); 1 if alive.
+_TOUCH = """
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'last_activity', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+if #ARGV > 3 then
+  redis.call('RPUSH', KEYS[2], unpack(ARGV, 4))
+  redis.call('LTRIM', KEYS[2], -tonumber(ARGV[3]), -1)
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('PEXPIRE', KEYS[2], ARGV[1])
+end
+return 1
+"""
+
+
 class SessionRecords:
     def __init__(
         self, redis: Redis, keys: Keys, ttl_s: float, history_len: int, revoke_for_s: float
@@ -38,6 +58,7 @@ class SessionRecords:
         self._ttl_ms = int(ttl_s * 1000)
         self._history_len = history_len
         self._revoke_ms = int(revoke_for_s * 1000)
+        self._touch = redis.register_script(_TOUCH)
 
     async def save(self, record: SessionRecord) -> None:
         """Writes the record (and its history, replacing what Redis held)."""
@@ -66,7 +87,7 @@ class SessionRecords:
             pipe.hgetall(self._keys.session(session_id))
             pipe.lrange(self._keys.history(session_id), 0, -1)
             fields, turns = await pipe.execute()
-        if not fields:
+        if "tutor_id" not in fields:  # gone (or never whole)
             return None
         return SessionRecord(
             session_id=session_id,
@@ -81,35 +102,25 @@ class SessionRecords:
     async def remember(self, session_id: str, turns: Sequence[ChatTurn]) -> None:
         """Appends turns to the session's history (keeping the newest), unless the session
         was deleted or expired meanwhile."""
-        if not await self._redis.pexpire(self._keys.session(session_id), self._ttl_ms):
-            return
-        history = self._keys.history(session_id)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.rpush(history, *(_json(turn) for turn in turns))
-            pipe.ltrim(history, -self._history_len, -1)
-            pipe.pexpire(history, self._ttl_ms)
-            pipe.hset(
-                self._keys.session(session_id), "last_activity", datetime.now(UTC).isoformat()
-            )
-            await pipe.execute()
+        args: list[str | int] = [self._ttl_ms, datetime.now(UTC).isoformat(), self._history_len]
+        await self._touch(
+            keys=[self._keys.session(session_id), self._keys.history(session_id)],
+            args=args + [_json(turn) for turn in turns],
+        )
 
     async def renew(self, used: Sequence[tuple[str, datetime]]) -> list[str]:
         """Keeps the records of sessions in use alive, with their last activity; returns the
-        sessions whose record is gone (deleted through another engine, or expired)."""
+        sessions whose record is gone (deleted through another engine, or lost)."""
         if not used:
             return []
         async with self._redis.pipeline(transaction=False) as pipe:
-            for session_id, _ in used:
-                pipe.pexpire(self._keys.session(session_id), self._ttl_ms)
+            for session_id, last_activity in used:
+                await self._touch(
+                    keys=[self._keys.session(session_id), self._keys.history(session_id)],
+                    args=[self._ttl_ms, last_activity.isoformat(), self._history_len],
+                    client=pipe,
+                )
             renewed = await pipe.execute()
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for (session_id, last_activity), alive in zip(used, renewed, strict=True):
-                if alive:
-                    pipe.pexpire(self._keys.history(session_id), self._ttl_ms)
-                    pipe.hset(
-                        self._keys.session(session_id), "last_activity", last_activity.isoformat()
-                    )
-            await pipe.execute()
         return [s for (s, _), alive in zip(used, renewed, strict=True) if not alive]
 
     async def delete(self, session_id: str) -> bool:

@@ -222,9 +222,19 @@ class KnowledgeStore:
         )
 
     async def reload(self, kb_id: str) -> None:
-        """Reads a base again from the folder (another engine changed it)."""
-        async with self._lock(kb_id):
-            await self._read_again(kb_id)
+        """Reads a base again from the folder (another engine changed it), under the lock the
+        engines change it under, so that it is never read half written."""
+        async with self._changing(kb_id):  # which reads it again when engines share it
+            if self._writers is None:
+                await self._read_again(kb_id)
+
+    async def reload_all(self) -> None:
+        """Reads again every base in the folder, and forgets those gone from it."""
+        on_disk = await asyncio.to_thread(
+            lambda: {p.parent.name for p in self.root.glob("*/kb.json")}
+        )
+        for kb_id in sorted(on_disk | set(self._bases)):
+            await self.reload(kb_id)
 
     # --- internals --------------------------------------------------------------------
 

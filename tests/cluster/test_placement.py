@@ -145,3 +145,23 @@ async def test_a_record_round_trips(nodes) -> None:  # type: ignore[no-untyped-d
     assert [t.role for t in loaded.history] == ["user", "assistant"]
     await a.records.remember("gone", [ChatTurn("user", "hi")])
     assert await a.records.load("gone") is None
+    assert await a.records.renew([("gone", now)]) == ["gone"]
+    assert not await a.redis.exists(a.keys.session("gone"), a.keys.history("gone"))
+
+
+async def test_the_front_door_finding_an_engine_down_moves_its_students_at_once(nodes) -> None:  # type: ignore[no-untyped-def]
+    a, b = await nodes("a", "b")
+    assert (await a.place("x", here=True)).engine_id == "a"
+    kept = await b.place("x", here=True)  # a's heartbeat is fresh: x stays
+    assert kept.engine_id == "a" and not kept.moved
+    taken = await b.place("x", here=True, down="a")  # the front door cannot reach a
+    assert taken.engine_id == "b" and taken.moved
+    assert (
+        await a.place("x", here=True, down="a")
+    ).engine_id == "b"  # an engine is not down to itself
+    # a, still beating, learns it must let x go; a student whose placement Redis lost is
+    # placed again on the engine serving it
+    assert await a.placement.renew("a", ["x"]) == ["x"]
+    await a.redis.delete(a.keys.placement("y"))
+    assert await a.placement.renew("a", ["y"]) == []
+    assert await a.placement.owner("y") == "a"
