@@ -295,6 +295,7 @@ class Runtime:
             ),
             students=sorted(students),
             sessions=self.sessions.in_use(),
+            renewed=self.sessions.renewed,
         )
 
     async def knowledge_changed(self, kb_id: str) -> None:

@@ -90,6 +90,7 @@ class SessionRegistry:
         """`revoke_for_s`: how long a deleted session's tokens are refused (their lifetime);
         `shared`: the records every engine reads (None: this engine alone)."""
         self.shared = shared
+        self._due: tuple[float, list[str]] = (0.0, [])
         self._sessions: dict[str, Session] = {}
         self._deleted: dict[str, float] = {}  # session id → when, on the registry's clock
         self._revoke_for_s = revoke_for_s
@@ -187,16 +188,24 @@ class SessionRegistry:
 
     def in_use(self) -> list[tuple[str, datetime]]:
         """Sessions held here that were used since their shared record was renewed, or are
-        connected and due a renewal: (id, last activity)."""
+        connected and due a renewal: (id, last activity). They count as renewed once
+        `renewed()` says so (a renewal that failed is tried again)."""
         now = self._clock()
-        due = []
-        for session in self._sessions.values():
-            if session.idle_since > session.renewed_at or (
-                session.connections and now - session.renewed_at > self._ttl_s / 4
-            ):
-                session.renewed_at = now
-                due.append((session.id, session.last_activity))
-        return due
+        due = [
+            session
+            for session in self._sessions.values()
+            if session.idle_since > session.renewed_at
+            or (session.connections and now - session.renewed_at > self._ttl_s / 4)
+        ]
+        self._due = (now, [session.id for session in due])
+        return [(session.id, session.last_activity) for session in due]
+
+    def renewed(self) -> None:
+        """The sessions `in_use()` returned last were renewed."""
+        when, ids = self._due
+        for session_id in ids:
+            if (session := self._sessions.get(session_id)) is not None:
+                session.renewed_at = when
 
     def _session(
         self, session_id: str, tutor_id: int, student_id: int | str, kb_id: str | None

@@ -70,6 +70,8 @@ def haproxy_config(
         "",
         "backend engines",
         "    balance roundrobin",
+        "    option redispatch  # a failed connect is retried on another engine",
+        "    retries 2",
         "    option httpchk GET /health",
         "    http-check expect status 200",
         f"    default-server check inter {check_interval_ms} fall 2 rise 2",
@@ -83,6 +85,7 @@ def haproxy_config(
             f"    http-request set-header {ROUTED_FOR} {engine.engine_id}",
             "    balance roundrobin",
             "    option allbackups",
+            "    retries 0  # a dead engine's socket fails at once; the client comes back",
         ]
         for other in engines:
             role = "backup track" if other != engine else "track"

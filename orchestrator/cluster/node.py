@@ -39,11 +39,12 @@ class NodeSettings:
 @dataclass(frozen=True)
 class Serving:
     """What the heartbeat reports and renews: this engine's load, the students it serves and
-    the sessions in use here (id, last activity)."""
+    the sessions in use here (id, last activity), and whom to tell once they are renewed."""
 
     load: Load
     students: list[str]
     sessions: Sequence[tuple[str, datetime]]
+    renewed: Callable[[], None]
 
 
 class ClusterNode:
@@ -125,6 +126,7 @@ class ClusterNode:
                 if moved:
                     await elsewhere(moved)
                 vanished = await self.records.renew(now.sessions)
+                now.renewed()
                 if vanished:
                     await gone(vanished)
             except RedisError as error:

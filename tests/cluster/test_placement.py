@@ -128,8 +128,11 @@ async def test_session_records_carry_history_and_deletion_across_engines(nodes) 
     other = await there.open(1, "s2", None)
     assert await there.load(other.id) is not None
     await a.records.delete(other.id)
-    assert sorted(await b.records.renew(there.in_use())) == sorted([session.id, other.id])
-    assert await b.records.renew(there.in_use()) == []  # nothing used since
+    used = there.in_use()
+    assert sorted(await b.records.renew(used)) == sorted([session.id, other.id])
+    assert there.in_use() == used  # not renewed until told so (a failed renewal is retried)
+    there.renewed()
+    assert there.in_use() == []  # nothing used since
 
 
 async def test_a_record_round_trips(nodes) -> None:  # type: ignore[no-untyped-def]
