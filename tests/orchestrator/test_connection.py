@@ -124,6 +124,7 @@ async def engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterat
         admission=Admission(settings.max_replies_in_flight),
         listeners=Listeners(no_microphone),
         cluster=None,
+        draining=False,
     )
     app = FastAPI()
     app.state.runtime = runtime
