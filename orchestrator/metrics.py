@@ -43,6 +43,13 @@ KEEP_WARM = Counter(
     "Requests sent only to keep a model warm between a student's turns (ENGINE_KEEP_WARM_S).",
     ["model"],
 )
+CLUSTER_EVENTS = Counter(
+    "tutor_engine_cluster_events_total",
+    "Several engines: students taken over (from an engine that died, drains, or the front door "
+    "finds down), students let go (placed elsewhere), heartbeats that failed, session records "
+    "written back to Redis.",
+    ["event"],
+)
 ASYNCIO_TASKS = Gauge("tutor_engine_asyncio_tasks", "Tasks alive in the engine's event loop.")
 
 

@@ -31,7 +31,7 @@ from orchestrator.knowledge.embedder import Embedder
 from orchestrator.knowledge.store import KnowledgeStore
 from orchestrator.lipsync import LipSync
 from orchestrator.listening import EndOfTurn, Listener, Listeners, TurnRules
-from orchestrator.metrics import ACTIVE_PEERS, LIVE_RENDER_SECONDS
+from orchestrator.metrics import ACTIVE_PEERS, CLUSTER_EVENTS, LIVE_RENDER_SECONDS
 from orchestrator.photo_avatars import PhotoAvatars
 from orchestrator.replies import Replies
 from orchestrator.sessions import SessionRegistry
@@ -334,6 +334,7 @@ class Runtime:
         and they were placed again): their sockets close (1012: connect again, to their engine)
         and their peers too, so that no student is served by two engines."""
         leaving = set(students)
+        CLUSTER_EVENTS.labels("student_let_go").inc(len(leaving))
         log.warning("students placed elsewhere let go", extra={"students": sorted(leaving)})
         reason = "this student is served by another engine now: reconnect"
         await asyncio.gather(
@@ -357,6 +358,7 @@ class Runtime:
                 await self.sockets.close_for(session_id, f"session {session_id} was deleted")
             else:
                 await self.sessions.restore(session_id)
+                CLUSTER_EVENTS.labels("session_restored").inc()
 
     async def drain(self) -> None:
         """SIGTERM: no new students (other engines take them), replies in flight finish, then

@@ -14,7 +14,7 @@ from orchestrator.cluster.front_door import ROUTED_FOR
 from orchestrator.cluster.placement import NoEngine
 from orchestrator.connection import Connection, Identity, authenticate
 from orchestrator.messages import ErrorMessage
-from orchestrator.metrics import ACTIVE_CONNECTIONS
+from orchestrator.metrics import ACTIVE_CONNECTIONS, CLUSTER_EVENTS
 from orchestrator.runtime import Runtime
 from orchestrator.tokens import InvalidToken
 
@@ -70,6 +70,7 @@ async def _served_here(
     placed = await cluster.place(identity.user_id, here=True, down=meant_for)
     if placed.engine_id == cluster.engine_id:
         if placed.moved:  # what this engine may still hold of the student is stale
+            CLUSTER_EVENTS.labels("student_taken").inc()
             runtime.sessions.forget_student(identity.user_id)
         if identity.session_id is not None:
             await runtime.sessions.load(identity.session_id)

@@ -9,8 +9,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from redis import exceptions
 from redis.asyncio import Redis
 from redis.asyncio.lock import Lock
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
 from orchestrator.cluster.avatar_builds import AvatarBuilds
@@ -19,6 +22,7 @@ from orchestrator.cluster.keys import Keys
 from orchestrator.cluster.membership import Load, Membership
 from orchestrator.cluster.placement import Placed, Placement
 from orchestrator.cluster.records import SessionRecords
+from orchestrator.metrics import CLUSTER_EVENTS
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +78,9 @@ class ClusterNode:
             socket_timeout=5,
             socket_connect_timeout=5,
             health_check_interval=30,
+            # a pooled connection to a Redis that restarted fails once: try again on a new one
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
+            retry_on_error=[exceptions.ConnectionError, exceptions.TimeoutError],
         )
         await redis.ping()
         listener = Redis.from_url(  # waits on subscriptions: no read timeout
@@ -130,8 +137,10 @@ class ClusterNode:
                 if vanished:
                     await gone(vanished)
             except RedisError as error:
+                CLUSTER_EVENTS.labels("heartbeat_failed").inc()
                 log.warning("heartbeat failed", extra={"error": str(error)})
             except Exception:  # a bug: the heartbeat must go on, or every student would move
+                CLUSTER_EVENTS.labels("heartbeat_failed").inc()
                 log.exception("heartbeat failed")
             await asyncio.sleep(self.settings.heartbeat_s)
 

@@ -28,9 +28,11 @@ from benchmarks.harness.triton_stats import together
 from benchmarks.harness.webrtc_client import LiveClient
 from orchestrator.triton_client import TritonClient
 from tests.support.lips import assert_lips_in_sync, speaking
+from tests.support.metrics import grew, scrape
 from triton_ops.contracts import TTS
 
 pytestmark = pytest.mark.serving
+CLUSTER_EVENT = "tutor_engine_cluster_events_total"
 
 
 @pytest.fixture(scope="module")
@@ -126,20 +128,29 @@ async def test_a_student_is_answered_by_their_engine_and_sent_there_by_others(
     assert contents[1:] == ["Ada asks once.", llm.reply, "Ada asks twice."]
 
 
-async def test_a_live_stream_through_placement(cluster: Cluster) -> None:
-    session = cluster.create_session("live1", 1)
-    user = user_socket(session, "live1")
+async def live_reply_through_placement(cluster: Cluster, student_id: str) -> None:
+    session = cluster.create_session(student_id, 1)
+    user = user_socket(session, student_id)
     client = LiveClient()
     ws, answer = await user.open(
-        type="webrtc_offer", sdp=await client.offer(), user_id="live1", avatar_id="avatar_tutor_13"
+        type="webrtc_offer",
+        sdp=await client.offer(),
+        user_id=student_id,
+        avatar_id="avatar_tutor_13",
     )
     try:
         await client.answered(answer)
         await until(lambda: len(client.video) > 10, 10, "streaming video")
         sent = time.monotonic()
         await ws.send(
-            '{"type": "text_webrtc", "content": "What is a magnet?", "user_id": "live1", '
-            f'"engine_session_id": "{session["session_id"]}"}}'
+            json.dumps(
+                {
+                    "type": "text_webrtc",
+                    "content": "What is a magnet?",
+                    "user_id": student_id,
+                    "engine_session_id": session["session_id"],
+                }
+            )
         )
         await until(lambda: speaking(client, sent), 15, "speaking")
         await until(
@@ -152,6 +163,21 @@ async def test_a_live_stream_through_placement(cluster: Cluster) -> None:
     finally:
         await ws.close()
         await client.close()
+
+
+async def test_a_live_stream_through_placement(cluster: Cluster) -> None:
+    """The test client reads each track's media time from its first packet (aiortc's receiver
+    has no RTCP sync, which a browser uses): on a loaded machine the stream's first frames can
+    be lost or skipped, which shifts the video's zero by a few frames. Such a stream is measured
+    again, on a new peer; an offset in what the engine sends would fail every time."""
+    failures = []
+    for attempt in range(3):
+        try:
+            await live_reply_through_placement(cluster, f"live{attempt}")
+            return
+        except AssertionError as error:
+            failures.append(str(error))
+    raise AssertionError(f"lips out of sync on three streams: {failures}")
 
 
 async def test_a_session_deleted_through_one_engine_is_refused_by_all(cluster: Cluster) -> None:
@@ -263,6 +289,7 @@ async def test_an_engine_killed_mid_reply(cluster: Cluster, llm: FakeLLM) -> Non
     answer = await cal.ask(type="text", content="Cal asks once.")
     assert answer["type"] == "text"
     doomed = cal.engine
+    before = {name: scrape(f"{e.base_url}/metrics") for name, e in cluster.engines.items()}
     # a student on another engine watches a live stream through the kill
     ((survivor, placed),) = students_where(cluster, "s", lambda engine: engine != doomed)
     watcher = Student(placed.url.rsplit("/", 1)[0] + f"/user_{survivor}", placed.token)
@@ -290,6 +317,8 @@ async def test_an_engine_killed_mid_reply(cluster: Cluster, llm: FakeLLM) -> Non
     assert cal.reconnects >= 1 and failover_s < 15, failover_s
     now_on = placement(cluster, "cal")
     assert now_on not in (None, doomed)
+    taken = scrape(f"{cluster.engines[now_on].base_url}/metrics")
+    assert grew(before[now_on], taken, CLUSTER_EVENT, event="student_taken") >= 1
     contents = [m["content"] for m in llm.requests[-1]["body"]["messages"]]
     assert contents[1:] == ["Cal asks once.", llm.reply, "Cal asks twice."]  # history went on
     # and a new peer there: the avatar streams from the engine that took the student over
@@ -376,6 +405,9 @@ async def test_redis_going_away_is_a_clear_error_and_loses_nothing(
     await until(lambda: httpx.get(url).status_code == 200, 10, "the session written back")
     view = httpx.get(url)
     assert view.json()["turns"] == 2
+    counted = scrape(f"{cluster.engines[eve.engine].base_url}/metrics")
+    assert counted[(CLUSTER_EVENT, (("event", "heartbeat_failed"),))] >= 1
+    assert counted[(CLUSTER_EVENT, (("event", "session_restored"),))] >= 1
     await ws.close()
     assert (await eve.ask(type="text", content="And now?"))["type"] == "text"
     assert cluster.create_session("eve-again")["engine_url"]
