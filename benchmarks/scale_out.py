@@ -26,7 +26,7 @@ import httpx
 from benchmarks.common import RESULTS, rerun_in_loopback, summary_ms, triton_server
 from benchmarks.harness.cluster import Cluster, Student, tutors_with_llm
 from benchmarks.harness.fake_llm import FakeLLM
-from benchmarks.harness.processes import EngineProcess
+from benchmarks.harness.processes import EngineProcess, create_session
 from benchmarks.harness.webrtc_client import LiveClient
 from benchmarks.reply_latency import QUESTIONS
 from benchmarks.webrtc_load import tree_cpu_seconds
@@ -49,13 +49,7 @@ async def create_sessions(base_url: str, prefix: str, count: int) -> list[float]
 
 
 def new_student(base_url: str, student_id: str, tutor_id: int) -> Student:
-    response = httpx.post(
-        f"{base_url}/v1/sessions",
-        json={"tutor_id": tutor_id, "student_id": student_id},
-        timeout=30,
-    )
-    response.raise_for_status()
-    session = response.json()
+    session = create_session(base_url, tutor_id, student_id, timeout_s=30)
     return Student(session["engine_url"], session["engine_token"])
 
 
@@ -190,7 +184,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     report["single"] = {
                         "create_session": summary_ms(await create_sessions(base, "alone", 100)),
                         "reply": summary_ms(
-                            await sequential_replies(new_student_direct(base, "alone-r"), 30)
+                            await sequential_replies(new_student(base, "alone-r", QUICK), 30)
                         ),
                     }
                 finally:
@@ -232,11 +226,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         llm.stop()
     return report
-
-
-def new_student_direct(base_url: str, student_id: str) -> Student:
-    """A student of a lone engine (its engine_url is the engine's own)."""
-    return new_student(base_url, student_id, QUICK)
 
 
 def markdown(report: dict[str, Any]) -> str:

@@ -12,7 +12,7 @@ import shutil
 import time
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -53,18 +53,8 @@ class Build:
 
     @property
     def state(self) -> dict[str, Any]:
-        return {
-            "avatar_id": self.avatar_id,
-            "name": self.name,
-            "status": self.status,
-            "stage": self.stage,
-            "progress": self.progress,
-            "error_code": self.error_code,
-            "error": self.error,
-            "http_status": self.http_status,
-            "warnings": self.warnings,
-            "created_at": self.created_at,
-        }
+        """What other engines are told of it (all but the event its POST waits on)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "done"}
 
     @classmethod
     def of(cls, state: dict[str, Any]) -> Build:

@@ -281,18 +281,22 @@ class Runtime:
         log.info("engine joins the cluster", extra={"engine_id": cluster.engine_id})
         await cluster.heartbeat_forever(self.serving, self.gone, self.let_go)
 
+    @property
+    def load(self) -> Load:
+        return Load(
+            sockets=len(self.sockets),
+            peers=len(self.peers),
+            replies=self.admission.in_flight,
+            capacity=self.admission.capacity,
+        )
+
     def serving(self) -> Serving:
         """This engine's load, the students it serves now and its sessions in use."""
         students = self.sockets.users() | {
             key.removeprefix("user_") for key in self.peers if key.startswith("user_")
         }
         return Serving(
-            load=Load(
-                sockets=len(self.sockets),
-                peers=len(self.peers),
-                replies=self.admission.in_flight,
-                capacity=self.admission.capacity,
-            ),
+            load=self.load,
             students=sorted(students),
             sessions=self.sessions.in_use(),
             renewed=self.sessions.renewed,
@@ -308,7 +312,7 @@ class Runtime:
     async def session_deleted(self, session_id: str) -> None:
         """A session was deleted through this engine: its sockets close, here and on the
         engine that serves it."""
-        await self.sockets.close_for(session_id, f"session {session_id} was deleted")
+        await self._close_deleted(session_id)
         if self.cluster is not None:
             await self.cluster.events.publish(SessionDeleted(session_id=session_id))
 
@@ -316,8 +320,7 @@ class Runtime:
         """A change made through another engine."""
         match event:
             case SessionDeleted(session_id=session_id):
-                self.sessions.delete(session_id)
-                await self.sockets.close_for(session_id, f"session {session_id} was deleted")
+                await self._close_deleted(session_id)
             case KnowledgeChanged(kb_id=kb_id, engine_id=engine_id):
                 if self.cluster is not None and engine_id != self.cluster.engine_id:
                     await self.knowledge.reload(kb_id)
@@ -354,11 +357,15 @@ class Runtime:
         deletion this engine missed hearing of), or lost with Redis's memory (written back)."""
         for session_id in session_ids:
             if await self.sessions.is_revoked(session_id):
-                self.sessions.delete(session_id)
-                await self.sockets.close_for(session_id, f"session {session_id} was deleted")
+                await self._close_deleted(session_id)
             else:
                 await self.sessions.restore(session_id)
                 CLUSTER_EVENTS.labels("session_restored").inc()
+
+    async def _close_deleted(self, session_id: str) -> None:
+        """A deleted session: forgotten here, its tokens refused, its sockets closed."""
+        self.sessions.delete(session_id)
+        await self.sockets.close_for(session_id, f"session {session_id} was deleted")
 
     async def drain(self) -> None:
         """SIGTERM: no new students (other engines take them), replies in flight finish, then
@@ -367,7 +374,7 @@ class Runtime:
         log.info("engine draining", extra={"timeout_s": self.settings.drain_timeout_s})
         if self.cluster is not None:
             try:
-                await self.cluster.drain(self.serving())
+                await self.cluster.drain(self.load)
             except RedisError as error:  # the other engines learn it when the heartbeat lapses
                 log.warning("drain not announced", extra={"error": str(error)})
         loop = asyncio.get_running_loop()

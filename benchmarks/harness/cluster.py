@@ -22,6 +22,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from benchmarks.harness.processes import (
     ROOT,
     EngineProcess,
+    create_session,
     free_port,
     listens,
     spawn,
@@ -213,14 +214,7 @@ class Cluster:
             self.redis.stop()
 
     def create_session(self, student_id: int | str, tutor_id: int = 1) -> dict[str, Any]:
-        response = httpx.post(
-            self.base_url + "/v1/sessions",
-            json={"tutor_id": tutor_id, "student_id": student_id},
-            timeout=10,
-        )
-        response.raise_for_status()
-        session: dict[str, Any] = response.json()
-        return session
+        return create_session(self.base_url, tutor_id, student_id)
 
 
 def engine_of(url: str) -> str:

@@ -65,6 +65,26 @@ def listens(port: int) -> Callable[[], bool]:
     return open_
 
 
+def create_session(
+    base_url: str,
+    tutor_id: int,
+    student_id: int | str,
+    headers: dict[str, str] | None = None,
+    timeout_s: float = 10,
+    **extra: Any,
+) -> dict[str, Any]:
+    """`POST /v1/sessions` on an engine (or the front door before several): its answer."""
+    response = httpx.post(
+        base_url + "/v1/sessions",
+        json={"tutor_id": tutor_id, "student_id": student_id, **extra},
+        headers=headers,
+        timeout=timeout_s,
+    )
+    response.raise_for_status()
+    session: dict[str, Any] = response.json()
+    return session
+
+
 def spawn(command: list[str], log: Path, **popen: Any) -> subprocess.Popen[bytes]:
     """Starts `command` with its output appended to `log`."""
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -209,15 +229,7 @@ class EngineProcess:
         headers: dict[str, str] | None = None,
         **extra: Any,
     ) -> dict[str, Any]:
-        response = httpx.post(
-            self.base_url + "/v1/sessions",
-            json={"tutor_id": tutor_id, "student_id": student_id, **extra},
-            headers=headers,
-            timeout=10,
-        )
-        response.raise_for_status()
-        session: dict[str, Any] = response.json()
-        return session
+        return create_session(self.base_url, tutor_id, student_id, headers, **extra)
 
     def ws_url(self, connection_id: str, token: str | None, proxied: bool = True) -> str:
         prefix = "/ws/ws/" if proxied else "/ws/"

@@ -84,9 +84,3 @@ class Membership:
             ),
             beat_at=float(fields["beat_at"]),
         )
-
-    async def engines(self) -> list[EngineState]:
-        """Every live engine, by id."""
-        ids = sorted(text(m) for m in await self._redis.smembers(self._keys.engines))
-        states = [await self.engine(engine_id) for engine_id in ids]
-        return [state for state in states if state is not None]

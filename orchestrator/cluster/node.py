@@ -96,10 +96,6 @@ class ClusterNode:
         document takes a while; a lock left by a dead engine lapses)."""
         return Lock(self.redis, self.keys.knowledge_lock(kb_id), timeout=600, blocking_timeout=600)
 
-    @property
-    def draining(self) -> bool:
-        return self.membership.draining
-
     async def place(self, student: str, here: bool = False, down: str | None = None) -> Placed:
         """The student's engine; `here`: prefer this one if the student must move; `down`: an
         engine the front door found down."""
@@ -111,10 +107,10 @@ class ClusterNode:
         state = await self.membership.engine(engine_id)
         return state.url if state is not None else None
 
-    async def drain(self, serving: Serving) -> None:
+    async def drain(self, load: Load) -> None:
         """Takes no new students from now on (told to every engine at once)."""
         self.membership.draining = True
-        await self.membership.beat(serving.load)
+        await self.membership.beat(load)
 
     async def heartbeat_forever(
         self,

@@ -12,6 +12,7 @@ or changed are embedded.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -224,9 +225,8 @@ class KnowledgeStore:
     async def reload(self, kb_id: str) -> None:
         """Reads a base again from the folder (another engine changed it), under the lock the
         engines change it under, so that it is never read half written."""
-        async with self._changing(kb_id):  # which reads it again when engines share it
-            if self._writers is None:
-                await self._read_again(kb_id)
+        async with self._lock(kb_id), self._shared(kb_id):
+            await self._read_again(kb_id)
 
     async def reload_all(self) -> None:
         """Reads again every base in the folder, and forgets those gone from it."""
@@ -240,13 +240,15 @@ class KnowledgeStore:
 
     @asynccontextmanager
     async def _changing(self, kb_id: str) -> AsyncIterator[None]:
-        async with self._lock(kb_id):
-            if self._writers is None:
-                yield
-                return
-            async with self._writers(kb_id):
+        """Held while a base changes: with engines sharing the folder, under their lock and on
+        what the folder holds then."""
+        async with self._lock(kb_id), self._shared(kb_id):
+            if self._writers is not None:
                 await self._read_again(kb_id)
-                yield
+            yield
+
+    def _shared(self, kb_id: str) -> AbstractAsyncContextManager[Any]:
+        return self._writers(kb_id) if self._writers is not None else contextlib.nullcontext()
 
     async def _read_again(self, kb_id: str) -> None:
         if not _KB_ID.match(kb_id):

@@ -79,7 +79,7 @@ async def test_a_draining_or_dead_engine_gets_nobody_and_loses_its_students(node
     (short,) = await nodes("c", dead_after_s=0.3)
     first = await a.place("x", here=True)
     assert first.engine_id == "a"
-    await a.drain(type("S", (), {"load": IDLE})())  # type: ignore[arg-type]
+    await a.drain(IDLE)
     assert all([(await b.place(f"n{i}")).engine_id != "a" for i in range(5)])
     moved = await b.place("x", here=True)
     assert moved.engine_id == "b" and moved.moved
@@ -90,7 +90,7 @@ async def test_a_draining_or_dead_engine_gets_nobody_and_loses_its_students(node
     after = await b.place("y")
     assert after.engine_id == "b" and after.moved
     # nobody left who may serve
-    await b.drain(type("S", (), {"load": IDLE})())  # type: ignore[arg-type]
+    await b.drain(IDLE)
     with pytest.raises(NoEngine):
         await b.place("z")
 
