@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import statistics
@@ -40,7 +41,7 @@ from benchmarks.common import RESULTS, ROOT, engine_on_triton, pyplot
 from benchmarks.harness import portraits
 from benchmarks.harness.client import receive, send
 from benchmarks.harness.processes import EngineProcess, TritonProcess, descendants
-from benchmarks.harness.webrtc_client import LiveClient, mouth_inside
+from benchmarks.harness.webrtc_client import LiveClient, Received, mouth_inside
 from media.audio import PLAYBACK_RATE
 from media.avatar.animator import animator_for
 from media.avatar.photo.avatar import PhotoAvatar
@@ -67,6 +68,13 @@ def tree_cpu_seconds(root: int) -> float:
             continue
         total += (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
     return total
+
+
+def longest_pause(audio: list[Received], level: float = 0.01) -> float:
+    """The longest silence (seconds of media time) between the first and the last speech of a
+    reply: the voice's own pauses between sentences, or a sentence synthesized too late."""
+    loud = [r.media_s for r in audio if r.value > level]
+    return max((b - a for a, b in itertools.pairwise(loud)), default=0.0)
 
 
 def onset(times: list[float], values: list[float], level: float) -> float | None:
@@ -160,13 +168,14 @@ async def one_round(
     speaking = cpu.cores()
     window = time.monotonic() - sent
     talk_fps = [(len(c.video) - k) / window for c, k in zip(clients, counts1, strict=True)]
-    first_audio, offsets = [], []
+    first_audio, offsets, pauses = [], [], []
     for client in clients:
         heard = [r for r in client.audio if r.arrived >= sent]
         loud = next((r for r in heard if r.value > 0.01), None)
         if loud is None:
             continue
         first_audio.append(loud.arrived - sent)
+        pauses.append(longest_pause(heard))
         video = [r for r in client.video if r.arrived >= sent]
         rest = float(np.median([r.value for r in video[:5]])) if video else 0.0
         rise = 40 if isinstance(avatar, PhotoAvatar) else 150  # dark pixels, or changed ones
@@ -194,6 +203,8 @@ async def one_round(
         else None,
         "first_speech_ms_max": round(max(first_audio) * 1000, 1) if first_audio else None,
         "av_offset_ms_median": round(statistics.median(offsets) * 1000, 1) if offsets else None,
+        "longest_pause_ms_median": round(statistics.median(pauses) * 1000) if pauses else None,
+        "longest_pause_ms_max": round(max(pauses) * 1000) if pauses else None,
         "streams_heard": len(first_audio),
     }
 
@@ -307,8 +318,9 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [
         "| users | offer→first frame | fps/stream, min (idle / speaking) "
         "| engine CPU/stream idle | server cores idle / speaking (engine + Triton) "
-        "| simulated users' cores | text→first speech (median, max) | A/V offset |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| simulated users' cores | text→first speech (median, max) | A/V offset "
+        "| longest pause in a reply (median, max) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         lines.append(
@@ -320,7 +332,8 @@ def markdown(report: dict[str, Any]) -> str:
             f"({r['speaking_engine_cores']} + {r['speaking_triton_cores']}) "
             f"| {r['speaking_client_cores']} "
             f"| {r['first_speech_ms_median']} ms, {r['first_speech_ms_max']} ms "
-            f"| {r['av_offset_ms_median']} ms |"
+            f"| {r['av_offset_ms_median']} ms "
+            f"| {r.get('longest_pause_ms_median')} ms, {r.get('longest_pause_ms_max')} ms |"
         )
     connected = report.get("connected_without_stream")
     if connected is not None:

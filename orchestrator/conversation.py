@@ -85,7 +85,7 @@ class Conversation:
 
     async def reply(self, session: Session, student_text: str) -> AsyncIterator[SpokenSentence]:
         """Yields the tutor's reply sentence by sentence, spoken; remembers it when done."""
-        started = time.perf_counter()
+        started = time.monotonic()
         tutor = self.tutor_of(session)
         voice = self.tutors.voice_of(tutor)
         kb_id = session.kb_id or tutor.kb_id
@@ -100,20 +100,20 @@ class Conversation:
         engine = self.engines.get_ai_engine(session.tutor_id)
         queue: asyncio.Queue[asyncio.Task[SpokenSentence] | Exception | None] = asyncio.Queue()
 
-        first_spoken = asyncio.Event()
+        timeline = Timeline(started)
+        first_spoken = False
 
         async def write() -> None:
-            produced = 0
+            before: asyncio.Task[SpokenSentence] | None = None
             try:
                 with timed("ai_engine", log, session_id=session.id, engine=engine.name):
                     async for sentence in sentences(
                         engine.stream_reply(request), self.max_sentence_chars
                     ):
-                        gate = first_spoken if produced else None
-                        produced += 1
-                        queue.put_nowait(
-                            asyncio.create_task(self._speak(sentence, voice, session.id, gate))
+                        before = asyncio.create_task(
+                            self._speak(sentence, voice, session.id, before, timeline)
                         )
+                        queue.put_nowait(before)
             except Exception as error:
                 queue.put_nowait(error)
             else:
@@ -126,10 +126,10 @@ class Conversation:
                 if isinstance(item, Exception):
                     raise item
                 sentence = await item
-                if not first_spoken.is_set() and sentence.speech is not None:
+                if not first_spoken and sentence.speech is not None:
                     # the student's words → the reply's first speech, ready to play
-                    STAGE_SECONDS.labels("tts_first_audio").observe(time.perf_counter() - started)
-                first_spoken.set()
+                    STAGE_SECONDS.labels("tts_first_audio").observe(time.monotonic() - started)
+                    first_spoken = True
                 spoken.append(sentence.text)
                 yield sentence
         finally:
@@ -143,15 +143,43 @@ class Conversation:
         await session.remember(student_text, joiner(tutor).join(spoken))
 
     async def _speak(
-        self, text: str, voice: Voice, session_id: str, after: asyncio.Event | None
+        self,
+        text: str,
+        voice: Voice,
+        session_id: str,
+        before: asyncio.Task[SpokenSentence] | None,
+        timeline: Timeline,
     ) -> SpokenSentence:
-        """The first sentence is synthesized alone, so it is heard as early as possible; the
-        ones after it wait for it, then share Triton batches."""
+        """A reply's sentences are spoken one after another, each due when the speech before
+        it will have played (the first as soon as it can be): the voice serves whoever's
+        speech runs out first (tts.SpeechTurns)."""
+        if before is not None:
+            await asyncio.wait([before])  # not `await before`: cancelling this one spares it
+            if before.cancelled() or before.exception() is not None:
+                return SpokenSentence(text, None)  # the reply ends there; nobody hears this
         if not speakable(text):
             return SpokenSentence(text, None)
-        if after is not None:
-            await after.wait()
-        return SpokenSentence(text, await self.tts.synthesize(text, voice, session_id))
+        speech = await self.tts.synthesize(text, voice, session_id, due=timeline.due())
+        timeline.spoken(speech.seconds)
+        return SpokenSentence(text, speech)
+
+
+@dataclass
+class Timeline:
+    """When a reply's speech will have played, as far as it is synthesized: from when its first
+    speech was ready, it plays on without gaps."""
+
+    started: float  # monotonic: the student's words arrived
+    first_ready: float | None = None
+    seconds: float = 0.0
+
+    def due(self) -> float:
+        return self.started if self.first_ready is None else self.first_ready + self.seconds
+
+    def spoken(self, seconds: float) -> None:
+        if self.first_ready is None:
+            self.first_ready = time.monotonic()
+        self.seconds += seconds
 
 
 def _discard(item: asyncio.Task[SpokenSentence] | Exception | None) -> None:

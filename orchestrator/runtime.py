@@ -190,7 +190,13 @@ class Runtime:
         avatars = AvatarRegistry.load([settings.avatars_dir], settings.photo_avatars)
         replies = Replies(
             settings,
-            Conversation(tutors, engines, TextToSpeech(triton), knowledge, settings.retrieval_k),
+            Conversation(
+                tutors,
+                engines,
+                TextToSpeech(triton, settings.tts_in_flight),
+                knowledge,
+                settings.retrieval_k,
+            ),
             SpeechRecognizer(
                 triton,
                 SpeechGate(

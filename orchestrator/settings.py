@@ -92,6 +92,14 @@ class Settings(BaseSettings):
         "at about 125 ms (ITU-R BT.1359).",
     )
 
+    tts_in_flight: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Sentences per voice this engine has at Triton at once; the rest wait "
+        "in the engine, the one whose student runs out of speech first going first. On CPU "
+        "Triton speaks one sentence at a time anyway; on a GPU, its batch size.",
+    )
     keep_warm_s: float = Field(
         default=1.0,
         ge=0,

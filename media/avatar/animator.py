@@ -14,17 +14,20 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 
 from media.avatar.caches import avatar_cache
 from media.avatar.registry import Avatar, Layer
-from media.avatar.visemes import INDEX, VISEMES, Weights, openness, silence
+from media.avatar.visemes import INDEX, Weights, openness, silence
 
 if TYPE_CHECKING:
     from media.avatar.photo.avatar import PhotoAvatar
 
 Frames = npt.NDArray[np.uint8]  # [T, H, W, 3]
+
+cv2.setNumThreads(1)  # streams are the parallelism: OpenCV's own threads would fight them
 
 _BLINK = np.array([0.5, 1.0, 1.0, 0.6, 0.2], dtype=np.float32)  # eyelid closure, frame by frame
 SHARPNESS = 3.0
@@ -81,6 +84,25 @@ def at_rest(mouth: Weights, lids: npt.NDArray[np.float32]) -> npt.NDArray[np.boo
     """Frames with open eyes and a closed mouth."""
     resting: npt.NDArray[np.bool_] = (lids == 0) & mouth_closed(mouth)
     return resting
+
+
+BLEND_TOLERANCE = 1 / 512  # weight a blend may leave out per frame: half a level of 255
+
+
+def blend(weights: Weights, stack: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """`weights @ stack` (one row of `stack` per viseme or sprite), reading only the rows these
+    frames weigh: rows that together weigh at most BLEND_TOLERANCE in every frame are left out.
+    A sharpened mouth weighs a handful of its 15 shapes, and the product is bound by reading
+    the stack from memory, not by arithmetic."""
+    peak = weights.max(axis=0) if len(weights) else np.zeros(len(stack), dtype=np.float32)
+    order = np.argsort(peak)
+    left_out = np.cumsum(peak[order]) <= BLEND_TOLERANCE
+    if not left_out.any():
+        result: npt.NDArray[np.float32] = weights @ stack
+        return result
+    used = np.sort(order[~left_out])
+    result = weights[:, used] @ stack[used]
+    return result
 
 
 def _sharpen(weights: Weights) -> Weights:
@@ -214,7 +236,14 @@ class FaceAnimator(Animator):
             avatar.width, avatar.height, fps, smoothing, motion.seed, motion.blink_interval_s
         )
         self.avatar = avatar
-        self._mouths = avatar.mouths.reshape(len(VISEMES), -1)
+        sprites = avatar_cache(avatar, "sprites")
+        if "mouths" not in sprites:  # shared, like the stills: 2.6 MB for 15 mouths
+            sprites.setdefault("mouths", Sprites.of(avatar.mouths))
+            sprites.setdefault("eyes", Sprites.of(np.stack([avatar.eyes_open, avatar.eyes_closed])))
+        self._mouths: Sprites = sprites["mouths"]
+        self._eyes: Sprites = sprites["eyes"]
+        self._mouth_at = self._mouths.place(avatar.mouth_at)
+        self._eyes_at = self._eyes.place(avatar.eyes_at)
         self._stills: dict[Hashable, Frames] = avatar_cache(avatar, "stills")
         self._resting: dict[Hashable, Frames] = avatar_cache(avatar, "resting")
 
@@ -234,9 +263,9 @@ class FaceAnimator(Animator):
         lids = self._eyelids(frames)
         resting = at_rest(mouth, lids)
         moving = np.flatnonzero(~resting)
-        shut = lids[moving][:, None, None, None]
-        eyes = (1 - shut) * avatar.eyes_open + shut * avatar.eyes_closed
-        mouths = (mouth[moving] @ self._mouths).reshape(len(moving), *avatar.mouths.shape[1:])
+        shut = lids[moving, None]
+        eyes = self._eyes.blend(np.concatenate([1 - shut, shut], axis=1))
+        mouths = self._mouths.blend(mouth[moving])
         out = np.empty((len(frames), avatar.height, avatar.width, 3), dtype=np.uint8)
         drawn = 0
         for i, (dx, dy) in enumerate(self._offsets(frames, openness(mouth))):
@@ -244,8 +273,11 @@ class FaceAnimator(Animator):
                 out[i] = self._rest(int(dx), int(dy))
                 continue
             out[i] = self._still(int(dx), int(dy))
-            for sprite, (x, y) in ((eyes[drawn], avatar.eyes_at), (mouths[drawn], avatar.mouth_at)):
-                _over_rgb(out[i], sprite, x + int(dx), y + int(dy))
+            for (colour, cover), (x, y) in (
+                (eyes[drawn], self._eyes_at),
+                (mouths[drawn], self._mouth_at),
+            ):
+                _paint(out[i], colour, cover, x + int(dx), y + int(dy))
             drawn += 1
         return out
 
@@ -265,7 +297,9 @@ class FaceAnimator(Animator):
         avatar = self.avatar
         resting = at_rest(mouth, lids)
         moving = np.flatnonzero(~resting)
-        mouths = (mouth[moving] @ self._mouths).reshape(len(moving), *avatar.mouths.shape[1:])
+        mouths = self._mouths.blend(mouth[moving])
+        shut = lids[moving, None]
+        eyes = self._eyes.blend(np.concatenate([1 - shut, shut], axis=1))
         speaking = ~mouth_closed(mouth)
         parts = []
         drawn = 0
@@ -274,16 +308,15 @@ class FaceAnimator(Animator):
             if resting[i]:
                 parts.append(Part(pose, ()))
                 continue
-            eyes = avatar.eyes_open
-            if lids[i] > 0:
-                eyes = (1 - lids[i]) * avatar.eyes_open + lids[i] * avatar.eyes_closed
-            sprites = ((eyes, avatar.eyes_at), (mouths[drawn], avatar.mouth_at))
+            sprites = ((eyes[drawn], self._eyes_at), (mouths[drawn], self._mouth_at))
             drawn += 1
             patches = []
-            for (sprite, (x, y)), changed in zip(sprites, (lids[i] > 0, speaking[i]), strict=True):
+            for ((colour, cover), (x, y)), changed in zip(
+                sprites, (lids[i] > 0, speaking[i]), strict=True
+            ):
                 if not changed:
                     continue
-                h, w = sprite.shape[:2]
+                h, w = cover.shape
                 x0, y0, x1, y1 = even_box(
                     x + pose[0],
                     y + pose[1],
@@ -293,8 +326,8 @@ class FaceAnimator(Animator):
                     avatar.height,
                 )
                 pixels = self._still(*pose)[y0:y1, x0:x1].copy()
-                for other, (ox, oy) in sprites:
-                    _over_rgb(pixels, other, ox + pose[0] - x0, oy + pose[1] - y0)
+                for (colour, cover), (ox, oy) in sprites:
+                    _paint(pixels, colour, cover, ox + pose[0] - x0, oy + pose[1] - y0)
                 patches.append(Patch(x0, y0, pixels))
             parts.append(Part(pose, tuple(patches)))
         return parts
@@ -303,13 +336,12 @@ class FaceAnimator(Animator):
         """The still for (dx, dy) with open eyes and a closed mouth."""
         key = (dx, dy)
         if key not in self._resting:
-            avatar = self.avatar
             frame = self._still(dx, dy).copy()
-            for sprite, (x, y) in (
-                (avatar.eyes_open, avatar.eyes_at),
-                (avatar.mouths[_SIL], avatar.mouth_at),
+            for (colour, cover), (x, y) in (
+                (self._eyes[0], self._eyes_at),
+                (self._mouths[_SIL], self._mouth_at),
             ):
-                _over_rgb(frame, sprite, x + dx, y + dy)
+                _paint(frame, colour, cover, x + dx, y + dy)
             return self._resting.setdefault(key, frame)
         return self._resting[key]
 
@@ -327,23 +359,75 @@ class FaceAnimator(Animator):
         return self._stills[key]
 
 
-def _over_rgb(frame: Frames, sprite: npt.NDArray[np.float32], x: int, y: int) -> None:
-    """Premultiplied RGBA `sprite` over the uint8 RGB `frame` at (x, y), in place; what falls
-    outside the frame is left out.
+Painting = tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]  # colour ×255, cover
+
+
+@dataclass(frozen=True)
+class Sprites:
+    """Premultiplied RGBA sprites of one size, cut to the box any of them covers (`left`, `top`
+    inside the original) and kept as what painting takes: colour × 255 [h, w, 3] and cover
+    (alpha) [h, w], each row one sprite's colour then cover, so blending sprites is one
+    product over the pixels they can change and painting needs no per-frame rearranging."""
+
+    rows: npt.NDArray[np.float32]  # [sprites, h·w·4]
+    height: int
+    width: int
+    left: int = 0
+    top: int = 0
+
+    @classmethod
+    def of(cls, rgba: npt.NDArray[np.float32]) -> Sprites:
+        ys, xs = np.nonzero((rgba[..., 3] > 0).any(axis=0))
+        if not len(ys):
+            ys, xs = np.array([0]), np.array([0])
+        top, left = int(ys.min()), int(xs.min())
+        cut = rgba[:, top : int(ys.max()) + 1, left : int(xs.max()) + 1]
+        count, height, width = cut.shape[:3]
+        colour = (cut[..., :3] * 255).reshape(count, -1)
+        cover = cut[..., 3].reshape(count, -1)
+        rows = np.ascontiguousarray(np.concatenate([colour, cover], axis=1), dtype=np.float32)
+        return cls(rows, height, width, left, top)
+
+    def __getitem__(self, index: int) -> Painting:
+        return self._split(self.rows[index])
+
+    def blend(self, weights: Weights) -> list[Painting]:
+        """One painting per row of `weights` (one weight per sprite)."""
+        return [self._split(row) for row in blend(weights, self.rows)]
+
+    def place(self, at: tuple[int, int]) -> tuple[int, int]:
+        """Where the cut sprites go, for sprites drawn at `at`."""
+        return at[0] + self.left, at[1] + self.top
+
+    def _split(self, row: npt.NDArray[np.float32]) -> Painting:
+        h, w = self.height, self.width
+        return row[: h * w * 3].reshape(h, w, 3), row[h * w * 3 :].reshape(h, w)
+
+
+def _paint(
+    frame: Frames,
+    colour: npt.NDArray[np.float32],
+    cover: npt.NDArray[np.float32],
+    x: int,
+    y: int,
+) -> None:
+    """A premultiplied sprite (`colour` × 255, `cover`) over the uint8 RGB `frame` at (x, y),
+    in place; what falls outside the frame is left out.
 
     Valid because the head is opaque under the eyes and mouth and the front layer does not
     reach them (the registry checks both), so painting them last equals painting them on
     the head before it is placed.
     """
-    h, w = sprite.shape[:2]
+    h, w = cover.shape
     top, left = max(0, -y), max(0, -x)
     bottom, right = min(h, frame.shape[0] - y), min(w, frame.shape[1] - x)
     if bottom <= top or right <= left:
         return
-    sprite = sprite[top:bottom, left:right]
+    behind = 1 - cover[top:bottom, left:right]
     region = frame[y + top : y + bottom, x + left : x + right]
-    blended = region * (1 - sprite[..., 3:4]) + sprite[..., :3] * 255
-    region[...] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+    blended = cv2.multiply(region, cv2.merge([behind, behind, behind]), dtype=cv2.CV_32F)
+    cv2.add(blended, colour[top:bottom, left:right], dst=blended)
+    region[...] = cv2.convertScaleAbs(blended)  # rounded, and saturated at 255
 
 
 def _place(canvas: npt.NDArray[np.float32], layer: Layer, dx: int, dy: int) -> None:

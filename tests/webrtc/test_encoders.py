@@ -57,7 +57,9 @@ def test_every_mouth_arrives_on_its_own_frame(talking: tuple[Frames, tuple[slice
     decoded, sent = through(AvatarVp8Encoder(), frames)
     drawn = np.array([mouth_area(f, box) for f in frames])
     seen = np.array([mouth_area(f, box) for f in decoded])
-    assert np.corrcoef(drawn, seen)[0, 1] > 0.99
+    # 0.989–0.991 as the frames are drawn now: a level of difference in 0.07 % of the drawn
+    # values moves it by 0.002. Every third mouth held back one frame scores 0.95.
+    assert np.corrcoef(drawn, seen)[0, 1] > 0.98
     assert np.corrcoef(drawn[:-1], seen[1:])[0, 1] < 0.95  # a lag would score here instead
     assert np.abs(seen - drawn).mean() < 0.05 * drawn.mean()
     _, aiortcs = through(Vp8Encoder(), frames)

@@ -11,12 +11,11 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from media.avatar.animator import Animator, Frames, Part, Patch, at_rest, even_box
+from media.avatar.animator import Animator, Frames, Part, Patch, at_rest, blend, even_box
 from media.avatar.photo import mesh
 from media.avatar.photo.avatar import PhotoAvatar
 from media.avatar.visemes import INDEX, Weights, silence
 
-cv2.setNumThreads(1)  # streams are the parallelism: OpenCV's own threads would fight them
 SWAY = 0.9  # rig units (degrees of head roll)
 BREATH = 1.0  # rig units
 # Idle motion moves in steps this small (under half a pixel): a stream at rest shows one of a
@@ -91,12 +90,12 @@ class PhotoAnimator(Animator):
         if not count:
             return np.empty((0, *self._grid.shape[:2], 3), dtype=np.uint8)
         h, w = self._half
-        uppers = (mouth @ self._upper).reshape(count, h, w, 2)
-        lowers = (mouth @ self._lower).reshape(count, h, w, 2)
+        uppers = blend(mouth, self._upper).reshape(count, h, w, 2)
+        lowers = blend(mouth, self._lower).reshape(count, h, w, 2)
         idles = (idle @ self._idle).reshape(count, h, w, 2)
         points = (
             self._points
-            + (mouth @ self._moves).reshape(count, -1, 2)
+            + blend(mouth, self._moves).reshape(count, -1, 2)
             + (idle @ self._idle_moves).reshape(count, -1, 2)
         )
         faces = np.empty((count, *self._grid.shape[:2], 3), dtype=np.uint8)

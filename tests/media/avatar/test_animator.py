@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 
 from media.avatar import draw
-from media.avatar.animator import FaceAnimator, openness, silence
+from media.avatar.animator import (
+    BLEND_TOLERANCE,
+    FaceAnimator,
+    Sprites,
+    _paint,
+    blend,
+    openness,
+    silence,
+)
 from media.avatar.registry import Avatar, Motion, load_avatar
 from media.avatar.visemes import INDEX, VISEMES
 from tests.support.rest import check_rest_keys
@@ -103,3 +111,39 @@ def test_frames_at_rest_come_from_the_cache_and_match_the_drawn_ones(avatar: Ava
 def test_frames_at_rest_in_one_pose_are_one_picture(avatar: Avatar) -> None:
     poses = check_rest_keys(FaceAnimator(avatar))
     assert poses <= 35  # sway ±3 px, bob ±2 px, in whole pixels
+
+
+def test_a_blend_reads_only_the_shapes_its_frames_weigh() -> None:
+    """Rows that together weigh at most BLEND_TOLERANCE in every frame are never read (NaN
+    there would show), and the result stays within that share of the full product."""
+    rng = np.random.default_rng(3)
+    stack = rng.uniform(0, 255, size=(15, 64)).astype(np.float32)
+    weights = np.zeros((2, 15), dtype=np.float32)
+    weights[:, [2, 7]] = [[0.7, 0.2996], [0.5, 0.4996]]
+    weights[:, [4, 9]] = 0.0002  # 0.0004 of each frame, under 1/512
+    poisoned = stack.copy()
+    poisoned[[0, 1, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14]] = np.nan
+    result = blend(weights, poisoned)
+    assert np.isfinite(result).all()
+    assert np.abs(result - weights @ stack).max() <= BLEND_TOLERANCE * 255
+    weights[:, 4] = 0.01  # now it counts: that row is read
+    assert np.isnan(blend(weights, poisoned)).all()
+
+
+def test_sprites_cut_to_what_they_cover_paint_as_the_whole_sprites(avatar: Avatar) -> None:
+    """A blend of mouths, cut to the box they cover and painted, equals the whole sprites
+    blended and composited in floating point (to a level)."""
+    sprites = Sprites.of(avatar.mouths)
+    assert sprites.height * sprites.width < avatar.mouths.shape[1] * avatar.mouths.shape[2]
+    weights = np.random.default_rng(5).dirichlet(np.ones(15), 3).astype(np.float32)
+    still = FaceAnimator(avatar)._still(0, 0)
+    x, y = avatar.mouth_at
+    for row, (colour, cover) in zip(weights, sprites.blend(weights), strict=True):
+        painted = still.copy()
+        _paint(painted, colour, cover, *sprites.place((x, y)))
+        whole = np.tensordot(row, avatar.mouths, axes=1)  # premultiplied RGBA
+        expected = still.astype(np.float32)
+        h, w = whole.shape[:2]
+        region = expected[y : y + h, x : x + w]
+        region[...] = region * (1 - whole[..., 3:4]) + whole[..., :3] * 255
+        assert np.abs(painted.astype(np.float32) - np.round(expected)).max() <= 1
