@@ -31,6 +31,7 @@ from typing import Any
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # numpy as the engine runs it (its __main__)
 
+import httpx
 import numpy as np
 from aiortc.codecs.base import Encoder
 from aiortc.codecs.vpx import Vp8Encoder
@@ -68,6 +69,15 @@ def tree_cpu_seconds(root: int) -> float:
             continue
         total += (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
     return total
+
+
+def frames_skipped(engine: EngineProcess) -> float:
+    """Live video frames the engine has left out so far to catch up with the clock (its
+    metric): frames missing at a client beyond these were lost on the way."""
+    for line in httpx.get(f"{engine.base_url}/metrics", timeout=10).text.splitlines():
+        if line.startswith("tutor_engine_live_frames_skipped_total "):
+            return float(line.split()[1])
+    return 0.0
 
 
 def longest_pause(audio: list[Received], level: float = 0.01) -> float:
@@ -116,6 +126,19 @@ async def connected_without_stream(
     return {name: round(cores[name], 3) for name in ("engine", "triton")}
 
 
+async def show_once(engine: EngineProcess, avatar: AnyAvatar, student: int) -> None:
+    """One idle stream of `avatar` for 10 s, unmeasured: an engine makes an avatar's pictures
+    at rest once (a few dozen, on the first stream that shows each pose) and every later
+    stream of that avatar shares them, so the rounds measure streams as an engine that has
+    shown the avatar before runs them."""
+    session = engine.create_session(student_id=student)
+    async with connect(engine.ws_url(f"user_{student}", session["engine_token"])) as ws:
+        client = LiveClient()
+        await client.connect(ws, student, avatar_id=avatar.avatar_id)
+        await asyncio.sleep(10.0)
+        await client.close()
+
+
 async def one_round(
     engine: EngineProcess,
     triton: TritonProcess,
@@ -146,8 +169,10 @@ async def one_round(
     await asyncio.sleep(2.0)
     cpu = ServerCpu(engine, triton)
     wall0, counts0 = time.monotonic(), [len(c.video) for c in clients]
+    skipped0 = frames_skipped(engine)
     await asyncio.sleep(5.0)
     idle = cpu.cores()
+    skipped1 = frames_skipped(engine)
     window = time.monotonic() - wall0
     fps = [(len(c.video) - k) / window for c, k in zip(clients, counts0, strict=True)]
 
@@ -166,6 +191,7 @@ async def one_round(
         await receive(ws, timeout_s=60)
     await asyncio.sleep(12.0)
     speaking = cpu.cores()
+    skipped2 = frames_skipped(engine)
     window = time.monotonic() - sent
     talk_fps = [(len(c.video) - k) / window for c, k in zip(clients, counts1, strict=True)]
     first_audio, offsets, pauses = [], [], []
@@ -192,6 +218,8 @@ async def one_round(
         "idle_fps_per_stream_min": round(min(fps), 2),
         "idle_fps_per_stream_median": round(statistics.median(fps), 2),
         "speaking_fps_per_stream_min": round(min(talk_fps), 2),
+        "frames_skipped_by_server_idle": round(skipped1 - skipped0),
+        "frames_skipped_by_server_speaking": round(skipped2 - skipped1),
         "engine_cpu_per_stream_pct": round(100 * idle["engine"] / users, 1),
         "idle_server_cores": round(idle["engine"] + idle["triton"], 2),
         "idle_triton_cores": round(idle["triton"], 3),
@@ -317,15 +345,18 @@ def markdown(report: dict[str, Any]) -> str:
     rows = report["rounds"]
     lines = [
         "| users | offer→first frame | fps/stream, min (idle / speaking) "
+        "| frames the server skipped (idle / speaking, all streams) "
         "| engine CPU/stream idle | server cores idle / speaking (engine + Triton) "
         "| simulated users' cores | text→first speech (median, max) | A/V offset "
         "| longest pause in a reply (median, max) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
         lines.append(
             f"| {r['users']} | {r['offer_to_first_frame_ms']} ms "
             f"| {r['idle_fps_per_stream_min']} / {r['speaking_fps_per_stream_min']} "
+            f"| {r.get('frames_skipped_by_server_idle')} / "
+            f"{r.get('frames_skipped_by_server_speaking')} "
             f"| {r['engine_cpu_per_stream_pct']} % "
             f"| {r['idle_server_cores']} / "
             f"{round(r['speaking_engine_cores'] + r['speaking_triton_cores'], 2)} "
@@ -396,6 +427,7 @@ async def main(users: list[int], photo: bool) -> None:
             photo_avatar(engine) if photo else load_avatar(ROOT / "avatars" / "avatar_tutor_13")
         )
         connected = await connected_without_stream(engine, triton, 9_999)
+        await show_once(engine, avatar, 9_998)
         rounds = []
         for index, count in enumerate(users):
             await asyncio.sleep(3.0)  # the last round's peers are gone

@@ -30,6 +30,11 @@ LIVE_RENDER_SECONDS = Histogram(
     "Live streams: rendering one video frame of the avatar.",
     buckets=(0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064),
 )
+LIVE_FRAMES_SKIPPED = Counter(
+    "tutor_engine_live_frames_skipped_total",
+    "Live streams: video frames left out because the stream fell behind its clock (the CPU "
+    "is saturated).",
+)
 REPLIES_IN_FLIGHT = Gauge(
     "tutor_engine_replies_in_flight", "Replies being worked on now (admitted, not finished)."
 )

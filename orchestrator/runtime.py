@@ -31,7 +31,12 @@ from orchestrator.knowledge.embedder import Embedder
 from orchestrator.knowledge.store import KnowledgeStore
 from orchestrator.lipsync import LipSync
 from orchestrator.listening import EndOfTurn, Listener, Listeners, TurnRules
-from orchestrator.metrics import ACTIVE_PEERS, CLUSTER_EVENTS, LIVE_RENDER_SECONDS
+from orchestrator.metrics import (
+    ACTIVE_PEERS,
+    CLUSTER_EVENTS,
+    LIVE_FRAMES_SKIPPED,
+    LIVE_RENDER_SECONDS,
+)
 from orchestrator.photo_avatars import PhotoAvatars
 from orchestrator.replies import Replies
 from orchestrator.sessions import SessionRegistry
@@ -241,6 +246,7 @@ class Runtime:
                 PeerObserver(
                     ACTIVE_PEERS.set,
                     LIVE_RENDER_SECONDS.observe,
+                    LIVE_FRAMES_SKIPPED.inc,
                     microphone=lambda peer: listeners.open(peer.key, peer).hear,
                     microphone_closed=lambda peer: listeners.closed(peer.key, peer),
                 ),

@@ -91,6 +91,7 @@ class PeerObserver:
 
     peers_changed: Callable[[int], None] = _ignore  # how many peers are open now
     frame_rendered: Callable[[float], None] = _ignore  # seconds one live frame took to render
+    frames_skipped: Callable[[int], None] = _ignore  # frames a stream left out to catch up
     # who hears a peer's microphone track, when the browser sends one (None: nobody)
     microphone: Callable[[Peer], Hear | None] = lambda peer: None
     microphone_closed: Callable[[Peer], None] = lambda peer: None
@@ -130,7 +131,13 @@ class PeerRegistry:
             raise SignalingError(f"the offer cannot be used: {error}") from error
         await self.close(key, "peer_replaced")
         pc = RTCPeerConnection(RTCConfiguration(iceServers=self.settings.ice_servers))
-        stream = AvatarStream(avatar, self.settings.fps, self.observer.frame_rendered, I420())
+        stream = AvatarStream(
+            avatar,
+            self.settings.fps,
+            self.observer.frame_rendered,
+            I420(),
+            on_skip=self.observer.frames_skipped,
+        )
         peer = Peer(key, pc, stream)
         self._peers[key] = peer
         self.observer.peers_changed(len(self._peers))

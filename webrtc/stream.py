@@ -75,8 +75,10 @@ class AvatarStream:
         fps: int = 25,
         on_render: Callable[[float], None] | None = None,
         canvas: Canvas | None = None,
+        on_skip: Callable[[int], None] | None = None,
     ) -> None:
-        """`on_render` hears the seconds each live frame took to render (the app's metrics);
+        """`on_render` hears the seconds each live frame took to render (the app's metrics),
+        `on_skip` how many frames a video track left out when it fell behind the clock;
         `canvas` makes the pictures the video track sends (webrtc/pictures.py; default RGB),
         in the renderer job: one trip off the event loop per batch of frames, at the
         renderers' priority."""
@@ -95,6 +97,7 @@ class AvatarStream:
         self._rendered: deque[tuple[int, object]] = deque()
         self._changes = 0  # bumped when what is scheduled changes: renders in flight are stale
         self._on_render = on_render
+        self._on_skip = on_skip
         self._played: deque[tuple[int, float]] = deque(maxlen=100)  # (packet, RMS) of speech
 
     # --- the clock --------------------------------------------------------------------
@@ -254,6 +257,17 @@ class AvatarStream:
     def late_by(self, index: int) -> int:
         """How many frames frame `index` is behind the clock."""
         return self.playhead() // self.frame_samples - index
+
+    def caught_up(self, index: int) -> int:
+        """The frame a video track sends next instead of `index`: itself, or when the CPU fell
+        more than MAX_LATE_FRAMES behind the clock, the one due now (those between are left
+        out, and reported)."""
+        late = self.late_by(index)
+        if late <= MAX_LATE_FRAMES:
+            return index
+        if self._on_skip is not None:
+            self._on_skip(late)
+        return index + late
 
     def _weights(self, index: int) -> Weights:
         sample = index * self.frame_samples

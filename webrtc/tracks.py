@@ -12,7 +12,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from media.audio import PLAYBACK_RATE
 from webrtc.pictures import I420Planes
-from webrtc.stream import AUDIO_FRAME, MAX_LATE_FRAMES, AvatarStream
+from webrtc.stream import AUDIO_FRAME, AvatarStream
 
 VIDEO_CLOCK = 90_000
 
@@ -32,9 +32,7 @@ class AvatarVideoTrack(MediaStreamTrack):
         if self.readyState != "live":
             raise MediaStreamError
         stream = self._stream
-        if stream.late_by(self._index) > MAX_LATE_FRAMES:  # the CPU fell behind: catch up
-            self._index += stream.late_by(self._index)
-        index = self._index
+        index = self._index = stream.caught_up(self._index)
         self._index += 1
         await stream.wait_for(index * stream.frame_samples)
         picture = await stream.video(index)

@@ -213,3 +213,12 @@ def test_a_replys_first_words_start_without_their_leading_silence(avatar: Avatar
     assert len(hushed.pcm) == 13 * stream.frame_samples  # quiet speech is not silence
     nothing = stream.say(np.zeros(22050, np.float32), 22050, silence(25), trim_silence=True)
     assert len(nothing.pcm) == stream.frame_samples  # all silence: one frame is kept
+
+
+def test_a_stream_behind_its_clock_skips_to_the_frame_due_and_says_so(avatar: Avatar) -> None:
+    skipped: list[int] = []
+    stream = AvatarStream(avatar, on_skip=skipped.append)
+    stream._started = time.monotonic() - 2.0  # the clock is at frame 50
+    assert stream.caught_up(48) == 48 and skipped == []  # 2 frames late: sent, not skipped
+    assert stream.caught_up(40) in (50, 51)  # far behind: the frame due now
+    assert skipped and skipped[0] in (10, 11)
