@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
 import os
@@ -63,6 +62,19 @@ from webrtc.ice import loopback_if_alone, restrict_host_addresses
 from webrtc.peers import PeerObserver, PeerRegistry, PeerSettings
 
 log = logging.getLogger(__name__)
+
+STOP_WAIT_S = 5.0  # how long stopping waits for a cancelled background task, or the peers
+
+
+async def stop_all(tasks: list[asyncio.Task[None]], timeout_s: float = STOP_WAIT_S) -> list[str]:
+    """Cancels `tasks` and waits up to `timeout_s` for them to end; the names of those that
+    did not (a task that swallowed its cancellation must not keep the process from exiting)."""
+    for task in tasks:
+        task.cancel()
+    if not tasks:
+        return []
+    _, stuck = await asyncio.wait(tasks, timeout=timeout_s)
+    return sorted(task.get_name() for task in stuck)
 
 
 def peer_settings(settings: Settings) -> PeerSettings:
@@ -260,18 +272,24 @@ class Runtime:
             log.info("only loopback here: WebRTC gathers on it", extra={"addresses": loopback})
             restrict_host_addresses(loopback)
         runtime._tasks += [
-            asyncio.create_task(sessions.sweep_forever(settings.session_sweep_interval_s)),
-            asyncio.create_task(runtime.peers.sweep_forever(settings.webrtc_sweep_interval_s)),
-            asyncio.create_task(runtime.load_knowledge()),
+            asyncio.create_task(
+                sessions.sweep_forever(settings.session_sweep_interval_s), name="session sweep"
+            ),
+            asyncio.create_task(
+                runtime.peers.sweep_forever(settings.webrtc_sweep_interval_s), name="peer sweep"
+            ),
+            asyncio.create_task(runtime.load_knowledge(), name="knowledge load"),
         ]
         if cluster is not None:
             runtime._tasks += [
-                asyncio.create_task(runtime.join_when_ready(cluster)),
-                asyncio.create_task(cluster.events.listen(runtime.heard, runtime.read_again)),
+                asyncio.create_task(runtime.join_when_ready(cluster), name="heartbeat"),
+                asyncio.create_task(
+                    cluster.events.listen(runtime.heard, runtime.read_again), name="cluster events"
+                ),
             ]
         if settings.keep_warm_s > 0:
             warmth = KeepWarm(triton, settings.keep_warm_s, runtime.warm_requests)
-            runtime._tasks.append(asyncio.create_task(warmth.run_forever()))
+            runtime._tasks.append(asyncio.create_task(warmth.run_forever(), name="keep-warm"))
         log.info(
             "engine started",
             extra={
@@ -474,12 +492,12 @@ class Runtime:
         }
 
     async def aclose(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if stuck := await stop_all(self._tasks):
+            log.warning("background tasks did not stop", extra={"tasks": stuck})
         await self.photo_avatars.aclose()
-        await self.peers.close_all()
+        closing = asyncio.create_task(self.peers.close_all())
+        if (await asyncio.wait([closing], timeout=STOP_WAIT_S))[1]:
+            log.warning("peers did not close in time")
         await self.engines.aclose()
         await self.triton.close()
         if self.cluster is not None:

@@ -311,7 +311,7 @@ class FaceAnimator(Animator):
             sprites = ((eyes[drawn], self._eyes_at), (mouths[drawn], self._mouth_at))
             drawn += 1
             patches = []
-            for ((colour, cover), (x, y)), changed in zip(
+            for ((_, cover), (x, y)), changed in zip(
                 sprites, (lids[i] > 0, speaking[i]), strict=True
             ):
                 if not changed:
@@ -326,8 +326,8 @@ class FaceAnimator(Animator):
                     avatar.height,
                 )
                 pixels = self._still(*pose)[y0:y1, x0:x1].copy()
-                for (colour, cover), (ox, oy) in sprites:
-                    _paint(pixels, colour, cover, ox + pose[0] - x0, oy + pose[1] - y0)
+                for painting, (ox, oy) in sprites:
+                    _paint(pixels, *painting, ox + pose[0] - x0, oy + pose[1] - y0)
                 patches.append(Patch(x0, y0, pixels))
             parts.append(Part(pose, tuple(patches)))
         return parts

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
 
-from orchestrator.runtime import triton_supervisor
+from orchestrator.runtime import stop_all, triton_supervisor
 from orchestrator.settings import Settings
 
 
@@ -37,3 +38,30 @@ async def test_the_embedded_triton_runs_the_binary_the_operator_names(
 def test_an_external_triton_starts_none(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ENGINE_TRITON_URL", "triton:8001")
     assert triton_supervisor(Settings(_env_file=None)) is None  # type: ignore[call-arg]
+
+
+async def test_stopping_does_not_wait_forever_on_a_task_that_swallows_its_cancellation() -> None:
+    """The engine exits even if a background task (or a library under it) ignores cancel."""
+    done = asyncio.Event()
+
+    async def stubborn() -> None:
+        while not done.is_set():
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                continue
+
+    tasks = [
+        asyncio.create_task(stubborn(), name="stubborn"),
+        asyncio.create_task(asyncio.sleep(10), name="polite"),
+    ]
+    await asyncio.sleep(0)
+    started = time.monotonic()
+    try:
+        assert await stop_all(tasks, timeout_s=0.2) == ["stubborn"]
+        assert time.monotonic() - started < 1.0
+        assert tasks[1].cancelled()
+    finally:
+        done.set()
+        tasks[0].cancel()
+        await asyncio.wait(tasks[:1], timeout=1)

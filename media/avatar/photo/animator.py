@@ -101,16 +101,22 @@ class PhotoAnimator(Animator):
         faces = np.empty((count, *self._grid.shape[:2], 3), dtype=np.uint8)
         for i in range(count):
             seam = self._below_seam(points[i])
-            field = np.where(seam[..., None], lowers[i], uppers[i]) + idles[i]
-            full = cv2.resize(
-                field, (self._grid.shape[1], self._grid.shape[0]), interpolation=cv2.INTER_LINEAR
+            field = np.where(seam[..., None], lowers[i], uppers[i])
+            field += idles[i]
+            full = np.asarray(
+                cv2.resize(
+                    field,
+                    (self._grid.shape[1], self._grid.shape[0]),
+                    interpolation=cv2.INTER_LINEAR,
+                ),
+                np.float32,
             )
-            at = self._grid + full
+            full += self._grid
             face = np.asarray(
-                cv2.remap(
+                cv2.remap(  # type: ignore[call-overload]  # one two-channel map, no map2
                     self.avatar.portrait,
-                    at[..., 0],
-                    at[..., 1],
+                    full,
+                    None,
                     cv2.INTER_LINEAR,
                     borderMode=cv2.BORDER_REFLECT,
                 ),
