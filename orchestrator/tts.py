@@ -54,9 +54,9 @@ class SpeechTurns:
             try:
                 await entry[2]
             except asyncio.CancelledError:
-                if entry[2].done() and not entry[2].cancelled():  # granted, then cancelled
+                if not entry[2].cancelled():  # granted, then cancelled before it went on
                     self._release()
-                else:
+                elif entry in self._waiting:  # else a release already passed it over
                     self._waiting.remove(entry)
                     heapq.heapify(self._waiting)
                 raise

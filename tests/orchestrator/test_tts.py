@@ -59,6 +59,25 @@ async def test_a_cancelled_sentence_gives_up_its_turn() -> None:
     assert heard == ["first", "after"] and doomed.cancelled() and turns.busy == 0
 
 
+async def test_a_sentence_cancelled_while_a_release_passes_it_over_ends_cancelled() -> None:
+    """Cancelled while waiting, and the turn ends before the cancelled task runs again: the
+    release skips it, and it ends cancelled, holding nothing."""
+    turns = SpeechTurns(width=1)
+
+    async def speak() -> None:
+        async with turns.turn(1):
+            pass
+
+    async with turns.turn(0):
+        waiter = asyncio.create_task(speak())
+        await asyncio.sleep(0)  # it waits for the turn this test holds
+        waiter.cancel()  # its wait is cancelled now; it runs again only after the release
+    await asyncio.gather(waiter, return_exceptions=True)
+    assert waiter.cancelled() and turns.busy == 0
+    async with turns.turn(2):  # and the voice is free
+        assert turns.busy == 1
+
+
 @pytest_asyncio.fixture
 async def client(triton: TritonProcess) -> AsyncIterator[TritonClient]:
     client = TritonClient(triton.grpc_url, 60)
