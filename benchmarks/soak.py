@@ -37,7 +37,7 @@ from benchmarks.common import RESULTS, pyplot
 from benchmarks.harness.client import receive, send
 from benchmarks.harness.processes import EngineProcess, descendants
 from benchmarks.harness.webrtc_client import LiveClient
-from benchmarks.webrtc_load import onset
+from benchmarks.webrtc_load import onset, sample
 
 QUESTIONS = (
     "What is photosynthesis?",
@@ -90,11 +90,6 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def metric(text: str, name: str) -> int:
-    line = next((x for x in text.splitlines() if x.startswith(name + " ")), None)
-    return int(float(line.split()[1])) if line else -1
-
-
 async def sample_forever(engine: EngineProcess, run: Run, every_s: float) -> None:
     assert engine.process is not None
     pid = engine.process.pid
@@ -114,12 +109,13 @@ async def sample_forever(engine: EngineProcess, run: Run, every_s: float) -> Non
                     fps.append((client.video_frames - frames[id(client)]) / every_s)
                 frames[id(client)] = client.video_frames
             text = (await http.get(engine.base_url + "/metrics")).text
+            tasks = sample(text, "tutor_engine_asyncio_tasks")
             run.samples.append(
                 Sample(
                     run.now(),
                     round(rss_mb(pid), 1),
                     len(os.listdir(f"/proc/{pid}/fd")),
-                    metric(text, "tutor_engine_asyncio_tasks"),
+                    int(tasks) if tasks is not None else -1,
                     round(triton, 1),
                     round(min(fps), 2) if fps else None,
                 )

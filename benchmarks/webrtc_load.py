@@ -71,13 +71,18 @@ def tree_cpu_seconds(root: int) -> float:
     return total
 
 
+def sample(page: str, name: str) -> float | None:
+    """The value of the unlabelled sample `name` on a Prometheus page (None: not on it)."""
+    line = next((x for x in page.splitlines() if x.startswith(name + " ")), None)
+    return float(line.split()[1]) if line else None
+
+
 def frames_skipped(engine: EngineProcess) -> float:
     """Live video frames the engine has left out so far to catch up with the clock (its
     metric): frames missing at a client beyond these were lost on the way."""
-    for line in httpx.get(f"{engine.base_url}/metrics", timeout=10).text.splitlines():
-        if line.startswith("tutor_engine_live_frames_skipped_total "):
-            return float(line.split()[1])
-    return 0.0
+    page = httpx.get(f"{engine.base_url}/metrics", timeout=10).text
+    skipped = sample(page, "tutor_engine_live_frames_skipped_total")
+    return skipped if skipped is not None else 0.0
 
 
 def longest_pause(audio: list[Received], level: float = 0.01) -> float:
