@@ -1,11 +1,18 @@
 """A photo avatar's frames: per frame, one blend of the rig's fields, one `cv2.remap` of the
 face's region, the mouth's inside painted where the lips part, the eyelids closed by a patch of
 the photo's own lid skin during blinks. Everything outside the region is the photo itself.
+
+Speech moves the face below the eyes only: the mouth's fields are nothing down to the lower lids
+and to where they first move a pixel by STILL_UNDER (above it, the splines only rippled by a
+fraction of a pixel), then fade in; so a speaking frame without a blink remaps and patches the
+rows below that alone.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -24,6 +31,43 @@ SWAY_STEP = 0.1
 BREATH_STEP = 0.25
 _INNER = np.array(mesh.UPPER_LIP_INNER + mesh.LOWER_LIP_INNER[::-1][1:-1])
 _FF = INDEX["FF"]
+STILL_UNDER = 0.5  # pixels: rows whose mouth fields move no pixel this far are held still…
+FADE_ROWS = 8  # …and the fields fade in over this many half-resolution rows
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """The rows of the face's box a frame remaps: from half-resolution row `first` down
+    (`first - 1` is read too, so the resize sees the same neighbours as the whole box's)."""
+
+    first: int
+    upper: npt.NDArray[np.float32]  # [15, (h - first + 1) * w * 2]
+    lower: npt.NDArray[np.float32]
+    idle: npt.NDArray[np.float32]  # [3, (h - first + 1) * w * 2]
+    grid: npt.NDArray[np.float32]  # [2 * (h - first), 2 * w, 2]: the frame's pixel centres
+    box: tuple[int, int, int, int]  # in the frame
+
+    @property
+    def margin(self) -> int:
+        return min(self.first, 1)
+
+
+def _fade(upper: npt.NDArray[np.float32], lower: npt.NDArray[np.float32], eyes: int) -> int:
+    """Zeroes the mouth fields ([15, h, w, 2], both layers, in place) down to half-resolution
+    row `eyes` and above the rows where they move a pixel by STILL_UNDER, then fades them in
+    over FADE_ROWS; returns the last row held still, from which a speaking frame's rows are
+    remapped (0: none is held still)."""
+    reach = np.maximum(np.abs(upper).max(axis=(0, 2, 3)), np.abs(lower).max(axis=(0, 2, 3)))
+    moving = np.flatnonzero(reach >= STILL_UNDER)
+    first = max(int(moving[0]) - FADE_ROWS, eyes + 1) if len(moving) else 0
+    if first < 2 or first >= upper.shape[1]:
+        return 0
+    rows = np.arange(upper.shape[1], dtype=np.float32)
+    ramp = np.clip((rows - first) / (FADE_ROWS + 1), 0, 1)
+    window = (ramp * ramp * (3 - 2 * ramp))[None, :, None, None]
+    upper *= window
+    lower *= window
+    return first
 
 
 class PhotoAnimator(Animator):
@@ -34,84 +78,112 @@ class PhotoAnimator(Animator):
         x0, y0, x1, y1 = rig.box
         self._box = (slice(y0, y1), slice(x0, x1))
         self._even = even_box(x0, y0, x1, y1, avatar.width, avatar.height)
-        ex0, ey0 = self._even[:2]
-        self._inside = (slice(y0 - ey0, y1 - ey0), slice(x0 - ex0, x1 - ex0))
         count = len(rig.upper)
-        self._upper = rig.upper.reshape(count, -1)
-        self._lower = rig.lower.reshape(count, -1)
+        upper, lower = rig.upper.copy(), rig.lower.copy()
+        lids = avatar.points[mesh.RIGHT_EYE_LOWER + mesh.LEFT_EYE_LOWER, 1].max()
+        lowest = _fade(upper, lower, math.ceil((lids - y0) / 2))
         self._half = rig.upper.shape[1:3]
+        self._whole = self._rows(0, upper, lower, rig.idle)
+        self._speaking = self._rows(lowest, upper, lower, rig.idle)
         self._moves = rig.moves.reshape(count, -1)
-        self._idle = rig.idle.reshape(len(rig.idle), -1)
         self._idle_moves = rig.idle_moves.reshape(len(rig.idle), -1)
-        gy, gx = np.mgrid[y0:y1, x0:x1]
-        self._grid = np.stack([gx, gy], axis=-1).astype(np.float32)
         self._origin = np.array([x0, y0], dtype=np.float32)
         self._points = avatar.points[:, :2].astype(np.float32)
+
+    def _rows(
+        self,
+        first: int,
+        upper: npt.NDArray[np.float32],
+        lower: npt.NDArray[np.float32],
+        idle: npt.NDArray[np.float32],
+    ) -> _Rows:
+        x0, y0, x1, y1 = self.avatar.rig.box
+        top = first - min(first, 1)
+        gy, gx = np.mgrid[y0 + 2 * first : y1, x0:x1]
+        return _Rows(
+            first,
+            upper[:, top:].reshape(len(upper), -1),
+            lower[:, top:].reshape(len(lower), -1),
+            idle[:, top:].reshape(len(idle), -1),
+            np.stack([gx, gy], axis=-1).astype(np.float32),
+            (x0, y0 + 2 * first, x1, y1),
+        )
 
     def _compose(self, mouth: Weights, frames: npt.NDArray[np.int64]) -> Frames:
         out = np.empty((len(frames), self.height, self.width, 3), dtype=np.uint8)
         out[:] = self.avatar.portrait
         out[(slice(None), *self._box)] = self._faces(
-            mouth, self._steps(frames), self._eyelids(frames)
+            mouth, self._steps(frames), self._eyelids(frames), self._whole
         )
         return out
 
     def _parts(
         self, mouth: Weights, frames: npt.NDArray[np.int64], lids: npt.NDArray[np.float32]
     ) -> list[Part]:
-        """A frame not at rest: one patch, the face's region."""
+        """A frame not at rest: one patch, the face's region (below the eyes while they are
+        open)."""
         steps = self._steps(frames)
         poses = _keys(steps)
-        moving = np.flatnonzero(~at_rest(mouth, lids))
-        faces = self._faces(mouth[moving], steps[moving], lids[moving])
-        x0, y0, x1, y1 = self._even
         parts = [Part(pose, ()) for pose in poses]
-        for i, face in zip(moving, faces, strict=True):
-            pixels = self.avatar.portrait[y0:y1, x0:x1].copy()
-            pixels[self._inside] = face
-            parts[i] = Part(poses[i], (Patch(x0, y0, pixels),))
+        moving = ~at_rest(mouth, lids)
+        for rows, which in ((self._speaking, lids == 0), (self._whole, lids > 0)):
+            chosen = np.flatnonzero(moving & which)
+            faces = self._faces(mouth[chosen], steps[chosen], lids[chosen], rows)
+            x0, y0 = self._even[0], rows.box[1]
+            for i, face in zip(chosen, faces, strict=True):
+                parts[i] = Part(poses[i], (Patch(x0, y0, self._patch(face, rows)),))
         return parts
+
+    def _patch(self, face: Frames, rows: _Rows) -> Frames:
+        """The face's rows widened to even columns with the photo (the box's rows are even)."""
+        x0, y0, x1, y1 = rows.box
+        ex0, ex1 = self._even[0], self._even[2]
+        pixels = self.avatar.portrait[y0:y1, ex0:ex1].copy()
+        pixels[:, x0 - ex0 : x1 - ex0] = face
+        return pixels
 
     def rest_picture(self, pose: Hashable) -> Frames:
         picture = self.avatar.portrait.copy()
         steps = np.array([pose], dtype=np.int64)
-        picture[self._box] = self._faces(silence(1), steps, np.zeros(1, np.float32))[0]
+        picture[self._box] = self._faces(silence(1), steps, np.zeros(1, np.float32), self._whole)[0]
         return picture
 
     def _faces(
-        self, mouth: Weights, steps: npt.NDArray[np.int64], lids: npt.NDArray[np.float32]
+        self,
+        mouth: Weights,
+        steps: npt.NDArray[np.int64],
+        lids: npt.NDArray[np.float32],
+        rows: _Rows,
     ) -> Frames:
-        """The face's region in each frame: [T, h, w, 3]."""
+        """The face's region in each frame, from `rows` down: [T, h, w, 3]."""
         look = self.avatar.look
         idle = np.concatenate(
             [steps * np.array([SWAY_STEP, BREATH_STEP]), lids[:, None]], axis=1
         ).astype(np.float32)
         count = len(mouth)
         if not count:
-            return np.empty((0, *self._grid.shape[:2], 3), dtype=np.uint8)
+            return np.empty((0, *rows.grid.shape[:2], 3), dtype=np.uint8)
         h, w = self._half
-        uppers = blend(mouth, self._upper).reshape(count, h, w, 2)
-        lowers = blend(mouth, self._lower).reshape(count, h, w, 2)
-        idles = (idle @ self._idle).reshape(count, h, w, 2)
+        top = rows.first - rows.margin
+        uppers = blend(mouth, rows.upper).reshape(count, h - top, w, 2)
+        lowers = blend(mouth, rows.lower).reshape(count, h - top, w, 2)
+        idles = (idle @ rows.idle).reshape(count, h - top, w, 2)
+        origin = self._origin + np.array([0, 2 * rows.first], dtype=np.float32)
         points = (
             self._points
             + blend(mouth, self._moves).reshape(count, -1, 2)
             + (idle @ self._idle_moves).reshape(count, -1, 2)
         )
-        faces = np.empty((count, *self._grid.shape[:2], 3), dtype=np.uint8)
+        faces = np.empty((count, *rows.grid.shape[:2], 3), dtype=np.uint8)
         for i in range(count):
-            seam = self._below_seam(points[i])
+            seam = self._below_seam(points[i])[top:]
             field = np.where(seam[..., None], lowers[i], uppers[i])
             field += idles[i]
             full = np.asarray(
-                cv2.resize(
-                    field,
-                    (self._grid.shape[1], self._grid.shape[0]),
-                    interpolation=cv2.INTER_LINEAR,
-                ),
+                cv2.resize(field, (2 * w, 2 * (h - top)), interpolation=cv2.INTER_LINEAR),
                 np.float32,
-            )
-            full += self._grid
+            )[2 * rows.margin :]
+            full += rows.grid
             face = np.asarray(
                 cv2.remap(  # type: ignore[call-overload]  # one two-channel map, no map2
                     self.avatar.portrait,
@@ -122,7 +194,7 @@ class PhotoAnimator(Animator):
                 ),
                 np.uint8,
             )
-            self._paint_mouth(face, points[i] - self._origin, float(mouth[i, _FF]))
+            self._paint_mouth(face, points[i] - origin, float(mouth[i, _FF]))
             if lids[i] > 0.3:
                 look.close_eyes(face, float(lids[i]))
             faces[i] = face

@@ -147,3 +147,22 @@ def test_faces_that_cannot_be_animated_are_refused(found: FoundFace) -> None:
 def test_frames_at_rest_in_one_pose_are_one_picture(collins: PhotoAvatar) -> None:
     poses = check_rest_keys(PhotoAnimator(collins))
     assert poses < 120  # of 400 frames at rest: each picture is rendered once per avatar
+
+
+def test_speech_patches_the_face_below_the_eyes_and_a_blink_the_whole_face(
+    collins: PhotoAvatar,
+) -> None:
+    animator = PhotoAnimator(collins)
+    animator._blinks[:] = 10**9
+    animator._blinks[0] = 20
+    weights = np.zeros((50, len(VISEMES)), dtype=np.float32)
+    weights[:, INDEX["aa"]] = 1.0
+    edge = weights[:1]
+    parts = animator.parts(0, weights, upcoming=edge, previous=edge)
+    lids = animator._eyelids(np.arange(len(weights), dtype=np.int64))
+    eyes = collins.points[mesh.RIGHT_EYE_UPPER + mesh.LEFT_EYE_UPPER, 1].min()
+    lower_lids = collins.points[mesh.RIGHT_EYE_LOWER + mesh.LEFT_EYE_LOWER, 1].max()
+    tops = [part.patches[0].y for part in parts]
+    assert (lids > 0).any() and (lids == 0).any()
+    for top, lid in zip(tops, lids, strict=True):
+        assert (top < eyes) if lid > 0 else (top > lower_lids), (top, lid, eyes, lower_lids)
