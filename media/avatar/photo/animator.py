@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from media.avatar.animator import Animator, Frames, Part, Patch, at_rest, blend, even_box
+from media.avatar.caches import avatar_cache
 from media.avatar.photo import mesh
 from media.avatar.photo.avatar import PhotoAvatar
 from media.avatar.visemes import INDEX, Weights, silence
@@ -70,6 +71,45 @@ def _fade(upper: npt.NDArray[np.float32], lower: npt.NDArray[np.float32], eyes: 
     return first
 
 
+def _rows(
+    box: tuple[int, int, int, int],
+    first: int,
+    upper: npt.NDArray[np.float32],
+    lower: npt.NDArray[np.float32],
+    idle: npt.NDArray[np.float32],
+) -> _Rows:
+    x0, y0, x1, y1 = box
+    top = first - min(first, 1)
+    gy, gx = np.mgrid[y0 + 2 * first : y1, x0:x1]
+    return _Rows(
+        first,
+        upper[:, top:].reshape(len(upper), -1),
+        lower[:, top:].reshape(len(lower), -1),
+        idle[:, top:].reshape(len(idle), -1),
+        np.stack([gx, gy], axis=-1).astype(np.float32),
+        (x0, y0 + 2 * first, x1, y1),
+    )
+
+
+def _rows_of(avatar: PhotoAvatar) -> tuple[_Rows, _Rows]:
+    """The whole face's rows and a speaking frame's, made once per avatar (8 MB of fields)."""
+    shared = avatar_cache(avatar, "rows")
+    if "rows" not in shared:
+        rig = avatar.rig
+        upper, lower = rig.upper.copy(), rig.lower.copy()
+        lids = avatar.points[mesh.RIGHT_EYE_LOWER + mesh.LEFT_EYE_LOWER, 1].max()
+        lowest = _fade(upper, lower, math.ceil((lids - rig.box[1]) / 2))
+        shared.setdefault(
+            "rows",
+            (
+                _rows(rig.box, 0, upper, lower, rig.idle),
+                _rows(rig.box, lowest, upper, lower, rig.idle),
+            ),
+        )
+    rows: tuple[_Rows, _Rows] = shared["rows"]
+    return rows
+
+
 class PhotoAnimator(Animator):
     def __init__(self, avatar: PhotoAvatar, fps: int = 25, smoothing: float = 0.5) -> None:
         super().__init__(avatar.width, avatar.height, fps, smoothing, avatar.seed, (2.5, 6.0))
@@ -79,35 +119,12 @@ class PhotoAnimator(Animator):
         self._box = (slice(y0, y1), slice(x0, x1))
         self._even = even_box(x0, y0, x1, y1, avatar.width, avatar.height)
         count = len(rig.upper)
-        upper, lower = rig.upper.copy(), rig.lower.copy()
-        lids = avatar.points[mesh.RIGHT_EYE_LOWER + mesh.LEFT_EYE_LOWER, 1].max()
-        lowest = _fade(upper, lower, math.ceil((lids - y0) / 2))
         self._half = rig.upper.shape[1:3]
-        self._whole = self._rows(0, upper, lower, rig.idle)
-        self._speaking = self._rows(lowest, upper, lower, rig.idle)
+        self._whole, self._speaking = _rows_of(avatar)
         self._moves = rig.moves.reshape(count, -1)
         self._idle_moves = rig.idle_moves.reshape(len(rig.idle), -1)
         self._origin = np.array([x0, y0], dtype=np.float32)
         self._points = avatar.points[:, :2].astype(np.float32)
-
-    def _rows(
-        self,
-        first: int,
-        upper: npt.NDArray[np.float32],
-        lower: npt.NDArray[np.float32],
-        idle: npt.NDArray[np.float32],
-    ) -> _Rows:
-        x0, y0, x1, y1 = self.avatar.rig.box
-        top = first - min(first, 1)
-        gy, gx = np.mgrid[y0 + 2 * first : y1, x0:x1]
-        return _Rows(
-            first,
-            upper[:, top:].reshape(len(upper), -1),
-            lower[:, top:].reshape(len(lower), -1),
-            idle[:, top:].reshape(len(idle), -1),
-            np.stack([gx, gy], axis=-1).astype(np.float32),
-            (x0, y0 + 2 * first, x1, y1),
-        )
 
     def _compose(self, mouth: Weights, frames: npt.NDArray[np.int64]) -> Frames:
         out = np.empty((len(frames), self.height, self.width, 3), dtype=np.uint8)
