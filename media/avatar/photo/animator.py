@@ -36,21 +36,26 @@ STILL_UNDER = 0.5  # pixels: rows whose mouth fields move no pixel this far are 
 FADE_ROWS = 8  # …and the fields fade in over this many half-resolution rows
 
 
+def _read_from(first: int) -> int:
+    """The half-resolution row a region from row `first` reads its fields from: the row above
+    too, so the resize sees the same neighbours as the whole box's."""
+    return max(first - 1, 0)
+
+
 @dataclass(frozen=True)
 class _Rows:
-    """The rows of the face's box a frame remaps: from half-resolution row `first` down
-    (`first - 1` is read too, so the resize sees the same neighbours as the whole box's)."""
+    """The rows of the face's box a frame remaps: from half-resolution row `first` down."""
 
     first: int
-    upper: npt.NDArray[np.float32]  # [15, (h - first + 1) * w * 2]
+    upper: npt.NDArray[np.float32]  # [15, (h - top) * w * 2]
     lower: npt.NDArray[np.float32]
-    idle: npt.NDArray[np.float32]  # [3, (h - first + 1) * w * 2]
+    idle: npt.NDArray[np.float32]  # [3, (h - top) * w * 2]
     grid: npt.NDArray[np.float32]  # [2 * (h - first), 2 * w, 2]: the frame's pixel centres
     box: tuple[int, int, int, int]  # in the frame
 
     @property
-    def margin(self) -> int:
-        return min(self.first, 1)
+    def top(self) -> int:
+        return _read_from(self.first)
 
 
 def _fade(upper: npt.NDArray[np.float32], lower: npt.NDArray[np.float32], eyes: int) -> int:
@@ -79,7 +84,7 @@ def _rows(
     idle: npt.NDArray[np.float32],
 ) -> _Rows:
     x0, y0, x1, y1 = box
-    top = first - min(first, 1)
+    top = _read_from(first)
     gy, gx = np.mgrid[y0 + 2 * first : y1, x0:x1]
     return _Rows(
         first,
@@ -181,11 +186,11 @@ class PhotoAnimator(Animator):
         if not count:
             return np.empty((0, *rows.grid.shape[:2], 3), dtype=np.uint8)
         h, w = self._half
-        top = rows.first - rows.margin
+        top = rows.top
         uppers = blend(mouth, rows.upper).reshape(count, h - top, w, 2)
         lowers = blend(mouth, rows.lower).reshape(count, h - top, w, 2)
         idles = (idle @ rows.idle).reshape(count, h - top, w, 2)
-        origin = self._origin + np.array([0, 2 * rows.first], dtype=np.float32)
+        origin = np.array(rows.box[:2], dtype=np.float32)
         points = (
             self._points
             + blend(mouth, self._moves).reshape(count, -1, 2)
@@ -199,7 +204,7 @@ class PhotoAnimator(Animator):
             full = np.asarray(
                 cv2.resize(field, (2 * w, 2 * (h - top)), interpolation=cv2.INTER_LINEAR),
                 np.float32,
-            )[2 * rows.margin :]
+            )[2 * (rows.first - top) :]
             full += rows.grid
             face = np.asarray(
                 cv2.remap(  # type: ignore[call-overload]  # one two-channel map, no map2
