@@ -36,6 +36,7 @@ import numpy as np
 from aiortc.codecs.base import Encoder
 from aiortc.codecs.vpx import Vp8Encoder
 from av import VideoFrame
+from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
 from benchmarks.common import RESULTS, ROOT, engine_on_triton, pyplot
@@ -73,8 +74,15 @@ def tree_cpu_seconds(root: int) -> float:
 
 def sample(page: str, name: str) -> float | None:
     """The value of the unlabelled sample `name` on a Prometheus page (None: not on it)."""
-    line = next((x for x in page.splitlines() if x.startswith(name + " ")), None)
-    return float(line.split()[1]) if line else None
+    return next(
+        (
+            sample.value
+            for family in text_string_to_metric_families(page)
+            for sample in family.samples
+            if sample.name == name and not sample.labels
+        ),
+        None,
+    )
 
 
 def frames_skipped(engine: EngineProcess) -> float:
