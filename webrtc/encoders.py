@@ -16,6 +16,13 @@ from aiortc.codecs.vpx import Vp8Encoder, number_of_threads
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
 STATIC_THRESHOLD = 100  # libvpx static-thresh: a block this close to the last frame is skipped
+# The finest quantizer a frame may use. Once the receiver's estimate grants 1.5 Mbit/s (seconds
+# into a call on a LAN), aiortc's floor of 2 spends it all on a talking photo for 44 dB against
+# the uncoded frame, where 10 holds 41.5 dB with 0.5 Mbit/s and 30 % less encoding time.
+QUANTIZER_FLOOR = 10
+# libvpx's real-time speed (aiortc: -6). At -10 a talking photo's frame encodes in 17 % less time
+# for 12 % more bytes and 0.07 dB.
+SPEED = -10
 
 
 class AvatarVp8Encoder(Vp8Encoder):
@@ -43,10 +50,10 @@ class AvatarVp8Encoder(Vp8Encoder):
         codec.bit_rate = bitrate
         codec.pix_fmt = "yuv420p"
         codec.gop_size = 3000
-        codec.qmin, codec.qmax = 2, 56
+        codec.qmin, codec.qmax = QUANTIZER_FLOOR, 56
         codec.options = {
             "bufsize": str(bitrate),
-            "cpu-used": "-6",
+            "cpu-used": str(SPEED),
             "deadline": "realtime",
             "lag-in-frames": "0",
             "minrate": str(bitrate),
