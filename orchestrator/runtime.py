@@ -430,12 +430,16 @@ class Runtime:
 
     def warm_requests(self) -> list[WarmRequest]:
         """What keeps warm the voices and knowledge models of the tutors that connected
-        students talk to."""
+        students talk to; not for a student still hearing a reply, until it nears its end:
+        they ask nothing before it ends."""
         requests = []
         for session_id in self.sockets.session_ids():
             session = self.sessions.get(session_id)
             tutor = self.tutors.get(session.tutor_id) if session else None
             if session is None or tutor is None:
+                continue
+            peer = self.peers.get(f"user_{session.student_id}")
+            if peer is not None and peer.stream.speech_left() > 2 * self.settings.keep_warm_s:
                 continue
             requests.append(WarmRequest.voice(self.tutors.voice_of(tutor)))
             base = self.knowledge.get(session.kb_id or tutor.kb_id or "")

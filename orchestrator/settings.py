@@ -104,8 +104,9 @@ class Settings(BaseSettings):
         default=1.0,
         ge=0,
         description="While students are connected, their tutors' voice and embedding models get "
-        "a tiny request when idle this long, so the first sentence after a pause is not slowed "
-        "by cold memory (orchestrator/warmth.py). 0: off.",
+        "a tiny request when idle this long (not while the student's reply still plays for "
+        "longer than twice this), so the first sentence after a pause is not slowed by cold "
+        "memory (orchestrator/warmth.py). 0: off.",
     )
 
     # WebRTC

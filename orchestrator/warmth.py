@@ -6,7 +6,9 @@ request while its pages come back: measured here, Piper's first sentence took 18
 5-10 s of quiet instead of 55 ms, and a one-line knowledge search 70-125 ms instead of 10-25.
 That is exactly the request a student waits for after thinking. So while anyone is connected,
 each voice and embedding model their tutors use gets a tiny request whenever nothing else
-touched it for an interval.
+touched it for an interval; but not for a student still hearing a reply, until two intervals of
+it are left (runtime.warm_requests): nobody asks before the answer ends, and a barge-in is
+the one request that can find the models cold.
 """
 
 from __future__ import annotations

@@ -122,8 +122,12 @@ class AvatarStream:
 
     @property
     def speaking(self) -> bool:
-        head = self.playhead()
-        return any(u.end > head for u in self._queue)
+        return self.speech_left() > 0
+
+    def speech_left(self) -> float:
+        """Seconds of speech queued after the playhead (0: silent)."""
+        end = max((u.end for u in self._queue), default=0)
+        return max(end - self.playhead(), 0) / PLAYBACK_RATE
 
     def say(
         self,

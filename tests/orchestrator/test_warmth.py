@@ -1,5 +1,6 @@
 """Keep-warm: while students are connected, their tutor's voice and knowledge model get a tiny
-request whenever nothing else used them for an interval; nobody connected, nothing is sent."""
+request whenever nothing else used them for an interval; nobody connected, nothing is sent, and
+nothing while the only student is still hearing a reply."""
 
 from __future__ import annotations
 
@@ -11,10 +12,13 @@ from pathlib import Path
 import pytest
 from websockets.asyncio.client import connect
 
+from benchmarks.harness.client import ask, until
 from benchmarks.harness.processes import EngineProcess, TritonProcess
+from benchmarks.harness.webrtc_client import LiveClient
 from orchestrator.triton_client import TritonClient
 from orchestrator.tutors import Voice
 from orchestrator.warmth import KeepWarm, WarmRequest
+from tests.support.lips import speaking
 from tests.support.metrics import scrape
 from triton_ops.contracts import TTS
 
@@ -65,6 +69,44 @@ async def test_a_connected_students_models_are_kept_warm_and_only_then(
     after = warmed(warm_engine)
     await asyncio.sleep(5 * INTERVAL_S)
     assert warmed(warm_engine) == after
+
+
+async def test_nothing_is_kept_warm_for_a_student_hearing_a_reply_until_it_nears_its_end(
+    warm_engine: EngineProcess,
+) -> None:
+    session = warm_engine.create_session(tutor_id=1, student_id=8)
+    url = warm_engine.ws_url("user_8", session["engine_token"])
+    async with connect(url, max_size=None) as ws:
+        client = LiveClient()
+        await client.connect(ws, 8, avatar_id="avatar_tutor_13")
+        try:
+            await until(lambda: len(client.video) > 10, 10, "streaming video")
+            sent = time.monotonic()
+            await ask(
+                ws,
+                type="text_webrtc",
+                content="What is a planet?",  # 11 s of speech, spoken by Triton within 2 s
+                user_id=8,
+                engine_session_id=session["session_id"],
+            )
+            await until(lambda: speaking(client, sent), 10, "speaking")
+            await asyncio.sleep(2.0)
+            before = warmed(warm_engine)
+            await asyncio.sleep(5.0)
+            assert warmed(warm_engine) == before  # 14 of each, were it kept warm
+            assert client.audio[-1].value > 0.01 or speaking(client, time.monotonic() - 0.5)
+
+            await until(
+                lambda: client.audio[-1].arrived - speaking(client, sent)[-1].arrived > 0.5,
+                20,
+                "done speaking",
+            )
+            await asyncio.sleep(3 * INTERVAL_S)
+            after = warmed(warm_engine)
+            assert after.get("tts", 0) > before.get("tts", 0), (before, after)
+            assert after.get("embed", 0) > before.get("embed", 0), (before, after)
+        finally:
+            await client.close()
 
 
 async def test_a_model_in_use_is_not_sent_anything_extra(triton: TritonProcess) -> None:
