@@ -177,7 +177,7 @@ def _plane(frame: VideoFrame, index: int) -> npt.NDArray[np.uint8]:
 
 def rgb_region(frame: VideoFrame, rows: slice, cols: slice) -> npt.NDArray[np.uint8]:
     """`frame[rows, cols]` (yuv420p) as RGB, BT.601 limited range as swscale converts it
-    (within 3 levels), without converting the rest of the frame."""
+    (within 3 levels but at sharp chroma edges), without converting the rest of the frame."""
     y0, y1 = rows.start - rows.start % 2, rows.stop + rows.stop % 2
     x0, x1 = cols.start - cols.start % 2, cols.stop + cols.stop % 2
     luma, blue, red = (_plane(frame, index) for index in range(3))
