@@ -1,5 +1,5 @@
 """A stream's YUV pictures: a frame made from its pose's picture at rest and its converted
-patches is the frame converted whole, to within rounding at the patches' edges."""
+patches is the frame converted whole, exactly."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from media.avatar import draw
 from media.avatar.animator import FaceAnimator
 from media.avatar.registry import Avatar, load_avatar
 from media.avatar.visemes import INDEX, silence
-from webrtc.pictures import I420, planes, to_i420
+from webrtc.pictures import I420, to_i420
 
 
 @pytest.fixture(scope="module")
@@ -35,10 +35,7 @@ def test_patched_pictures_are_the_frames_converted_whole(avatar: Avatar) -> None
         made = canvas.patched(base, part)
         whole = to_i420(frame)
         assert made.shape == whole.shape and not np.shares_memory(made, base)
-        differ = np.abs(made.astype(int) - whole)
-        assert differ.max() <= 2 and (differ > 0).mean() < 0.002
-        for mine, theirs in zip(planes(made), planes(whole), strict=True):
-            assert np.abs(mine.astype(int) - theirs).max() <= 2
+        assert np.array_equal(made, whole)  # swscale's chroma filter parted them by 2 levels
         patched += bool(part.patches)
         blinks += any(patch.y < avatar.mouth_at[1] - 20 for patch in part.patches)
     assert patched >= 150 and blinks > 0
