@@ -64,6 +64,11 @@ class Identity:
     session_id: str | None = None  # session-based sockets only
 
 
+def peer_key(user_id: object) -> str:
+    """The key of a user's WebRTC peer: their user-based connection id."""
+    return f"user_{user_id}"
+
+
 async def authenticate(
     connection_id: str, token: str | None, signer: TokenSigner, sessions: SessionRegistry
 ) -> Identity:
@@ -145,7 +150,7 @@ class Connection:
         self._tasks: set[asyncio.Task[None]] = set()
         self._send_lock = asyncio.Lock()
         self._bound: Session | None = None
-        self.peer_key = f"user_{identity.user_id}"
+        self.peer_key = peer_key(identity.user_id)
         self._signaling = asyncio.Lock()  # an offer is applied before the candidates after it
         self._owns_peer = False  # a session socket that opened the user's peer closes it
 

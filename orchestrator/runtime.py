@@ -23,7 +23,7 @@ from orchestrator.brain.grounded import GroundedTutor
 from orchestrator.cluster.events import AvatarChanged, Event, KnowledgeChanged, SessionDeleted
 from orchestrator.cluster.membership import Load
 from orchestrator.cluster.node import ClusterNode, NodeSettings, Serving
-from orchestrator.connection import OpenSockets
+from orchestrator.connection import OpenSockets, peer_key
 from orchestrator.conversation import Conversation
 from orchestrator.faces import FaceFinder
 from orchestrator.knowledge.embedder import Embedder
@@ -374,7 +374,7 @@ class Runtime:
             *(s.close(1012, reason) for s in self.sockets.all() if s.identity.user_id in leaving)
         )
         for student in leaving:
-            await self.peers.close(f"user_{student}")
+            await self.peers.close(peer_key(student))
 
     async def read_again(self) -> None:
         """After events may have been missed: knowledge bases and photo avatars as the shared
@@ -438,7 +438,7 @@ class Runtime:
             tutor = self.tutors.get(session.tutor_id) if session else None
             if session is None or tutor is None:
                 continue
-            peer = self.peers.get(f"user_{session.student_id}")
+            peer = self.peers.get(peer_key(session.student_id))
             if peer is not None and peer.stream.speech_left() > 2 * self.settings.keep_warm_s:
                 continue
             requests.append(WarmRequest.voice(self.tutors.voice_of(tutor)))
