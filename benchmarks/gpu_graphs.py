@@ -1,14 +1,20 @@
-"""Our exported ONNX graphs on a GPU: speed per batch size and FP16 error against ONNX Runtime.
+"""Our exported ONNX graphs on a GPU: speed per batch size and error against ONNX Runtime's CPU.
 
     python benchmarks/gpu_graphs.py --graph lipsync=model_repository/lipsync/1/lipsync.onnx \
-        --graph asr_encoder=<encoder.onnx> --out results/gpu_graphs
+        --graph asr_encoder=<encoder.onnx> --engines onnxruntime-cuda,torch --out results/gpu_graphs
 
-Runs where Triton's GPU stack may be missing: it needs only numpy, onnx, onnxruntime, torch
-(CUDA) and onnx2torch, and imports nothing of ours, so it runs from a bare checkout on a lent
-GPU host. Each graph is converted to PyTorch by onnx2torch and timed on the GPU in FP32 and FP16
-(wall clock around a synchronized run, median of repeated runs after warm-up), against ONNX
-Runtime on the same host's CPUs as the reference for both numbers and speed. The host's
-TensorRT / onnxruntime-gpu / Triton state is reported too: the serving path needs them.
+Runs where Triton's GPU stack may be missing: it needs only numpy, onnx, onnxruntime and, per
+engine, onnxruntime-gpu or torch (CUDA) with onnx2torch, and imports nothing of ours, so it runs
+from a bare checkout on a lent GPU host. Two GPU engines:
+
+- `onnxruntime-cuda`: the graph as it is, on ONNX Runtime's CUDA execution provider, FP32 (TF32
+  allowed), each run a plain `session.run` from host arrays to host arrays, copies included; what
+  the voices' `gpu` configs serve with.
+- `torch`: the graph converted to PyTorch by onnx2torch, eager, FP32 and FP16.
+
+Each is timed by wall clock around a synchronized run (median of repeated runs after warm-up),
+against ONNX Runtime on the same host's CPUs, the reference for both numbers and speed. The
+host's TensorRT / onnxruntime-gpu / Triton state is reported too: the serving path needs them.
 """
 
 from __future__ import annotations
@@ -122,8 +128,13 @@ def widen(model: Any) -> Any:
 
 def host() -> dict[str, Any]:
     import onnxruntime as ort
-    import torch
 
+    try:  # also loads the CUDA libraries PyTorch's wheels brought, for onnxruntime-gpu
+        import torch
+
+        versions = {"torch": torch.__version__, "cuda": torch.version.cuda}
+    except ImportError:
+        versions = {"torch": None, "cuda": None}
     smi = shutil.which("nvidia-smi")
     gpu = (
         subprocess.run(
@@ -136,8 +147,7 @@ def host() -> dict[str, Any]:
     )
     return {
         "gpu": gpu,
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
+        **versions,
         "cpu_cores": os.cpu_count(),
         "onnxruntime": ort.__version__,
         "onnxruntime_providers": ort.get_available_providers(),
@@ -147,8 +157,11 @@ def host() -> dict[str, Any]:
     }
 
 
-def cpu_time(session: Any, inputs: Inputs, runs: int) -> tuple[float, list[npt.NDArray[Any]]]:
-    outputs = session.run(None, inputs)
+def session_time(
+    session: Any, inputs: Inputs, runs: int, warmup: int = 1
+) -> tuple[float, list[npt.NDArray[Any]]]:
+    for _ in range(warmup):
+        outputs = session.run(None, inputs)
     times = []
     for _ in range(runs):
         started = time.perf_counter()
@@ -273,60 +286,101 @@ def register_comparisons() -> None:
         ] = clip
 
 
+def cuda_session(graph: bytes) -> Any:
+    """An ONNX Runtime session whose every node the CUDA provider could take runs there; an
+    onnxruntime-gpu that cannot reach CUDA is an error here, not a silent fallback to the CPU."""
+    import onnxruntime as ort
+
+    if hasattr(ort, "preload_dlls"):  # CUDA, cuDNN from the nvidia-* wheels PyTorch brought
+        ort.preload_dlls()
+    session = ort.InferenceSession(
+        graph,
+        ort.SessionOptions(),
+        providers=[
+            ("CUDAExecutionProvider", {"cudnn_conv_algo_search": "EXHAUSTIVE"}),
+            "CPUExecutionProvider",
+        ],
+    )
+    if session.get_providers()[0] != "CUDAExecutionProvider":
+        raise RuntimeError(f"the CUDA provider did not load: {session.get_providers()}")
+    return session
+
+
 def measure(
-    name: str, path: Path, batches: list[int], runs: int, device: str
+    name: str, path: Path, batches: list[int], runs: int, device: str, engines: list[str]
 ) -> list[dict[str, Any]]:
     import onnx
     import onnxruntime as ort
-    import torch
-    from onnx2torch import convert
 
     graph = widen(onnx.load(str(path)))
+    serialized = graph.SerializeToString()
     options = ort.SessionOptions()
     options.intra_op_num_threads = os.cpu_count() or 1
-    session = ort.InferenceSession(
-        graph.SerializeToString(), options, providers=["CPUExecutionProvider"]
-    )
-    fp32 = convert(graph).to(device).eval()
-    fp16 = copy.deepcopy(fp32).half() if device == "cuda" else None
+    session = ort.InferenceSession(serialized, options, providers=["CPUExecutionProvider"])
+    cuda = cuda_session(serialized) if "onnxruntime-cuda" in engines else None
+    fp32 = fp16 = None
+    if "torch" in engines:
+        from onnx2torch import convert
+
+        fp32 = convert(graph).to(device).eval()
+        fp16 = copy.deepcopy(fp32).half() if device == "cuda" else None
     rows = []
     for batch in batches:
         inputs = SAMPLES[name](batch)
-        cpu_ms, reference = cpu_time(session, inputs, max(2, runs // 10))
-        fp32_ms, out32 = gpu_time(fp32, inputs, False, runs, device)
-        fp16_ms, out16 = gpu_time(fp16 or fp32, inputs, fp16 is not None, runs, device)
-        row = {
+        cpu_ms, reference = session_time(session, inputs, max(2, runs // 10))
+        row: dict[str, Any] = {
             "graph": name,
             "batch": batch,
             "cpu_onnxruntime_ms": round(cpu_ms, 3),
-            "gpu_fp32_ms": round(fp32_ms, 3),
-            "gpu_fp16_ms": round(fp16_ms, 3),
-            "fp32_rel_error": relative_error(out32, reference),
-            "fp16_rel_error": relative_error(out16, reference),
-            "gpu_fp16_items_per_s": round(batch / fp16_ms * 1000, 1),
         }
+        if cuda is not None:
+            cuda_ms, out_cuda = session_time(cuda, inputs, runs, warmup=3)
+            row["ort_cuda_ms"] = round(cuda_ms, 3)
+            row["ort_cuda_rel_error"] = relative_error(out_cuda, reference)
+            row["ort_cuda_items_per_s"] = round(batch / cuda_ms * 1000, 1)
+        if fp32 is not None:
+            fp32_ms, out32 = gpu_time(fp32, inputs, False, runs, device)
+            fp16_ms, out16 = gpu_time(fp16 or fp32, inputs, fp16 is not None, runs, device)
+            row |= {
+                "gpu_fp32_ms": round(fp32_ms, 3),
+                "gpu_fp16_ms": round(fp16_ms, 3),
+                "fp32_rel_error": relative_error(out32, reference),
+                "fp16_rel_error": relative_error(out16, reference),
+                "gpu_fp16_items_per_s": round(batch / fp16_ms * 1000, 1),
+            }
         print(json.dumps(row), flush=True)
         rows.append(row)
-    if device == "cuda":
+    if fp32 is not None and device == "cuda":
+        import torch
+
         torch.cuda.empty_cache()
     return rows
 
 
+COLUMNS = (  # (row key, heading, format)
+    ("cpu_onnxruntime_ms", "ONNX Runtime CPU (ms)", ".2f"),
+    ("ort_cuda_ms", "ONNX Runtime CUDA (ms)", ".2f"),
+    ("ort_cuda_items_per_s", "CUDA items/s", ".0f"),
+    ("ort_cuda_rel_error", "CUDA max rel. error", ".1e"),
+    ("gpu_fp32_ms", "PyTorch FP32 (ms)", ".2f"),
+    ("gpu_fp16_ms", "PyTorch FP16 (ms)", ".2f"),
+    ("gpu_fp16_items_per_s", "FP16 items/s", ".0f"),
+    ("fp16_rel_error", "FP16 max rel. error", ".1e"),
+)
+
+
 def markdown(report: dict[str, Any]) -> str:
+    columns = [c for c in COLUMNS if any(c[0] in row for row in report["rows"])]
     lines = [
         f"GPU: {report['host']['gpu']}; CPU reference: ONNX Runtime on "
         f"{report['host']['cpu_cores']} cores of the same host",
         "",
-        "| graph | batch | ONNX Runtime CPU (ms) | GPU FP32 (ms) | GPU FP16 (ms) | "
-        "FP16 items/s | FP16 max rel. error |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| graph | batch | " + " | ".join(heading for _, heading, _ in columns) + " |",
+        "| --- | --- |" + " --- |" * len(columns),
     ]
     for row in report["rows"]:
-        lines.append(
-            f"| {row['graph']} | {row['batch']} | {row['cpu_onnxruntime_ms']:.2f} | "
-            f"{row['gpu_fp32_ms']:.2f} | {row['gpu_fp16_ms']:.2f} | "
-            f"{row['gpu_fp16_items_per_s']:.0f} | {row['fp16_rel_error']:.1e} |"
-        )
+        cells = [format(row[key], spec) if key in row else "–" for key, _, spec in columns]
+        lines.append(f"| {row['graph']} | {row['batch']} | " + " | ".join(cells) + " |")
     for name, error in report["errors"].items():
         lines.append(f"\n{name}: {error}")
     return "\n".join(lines) + "\n"
@@ -339,6 +393,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--device", default="cuda", help="cpu: a dry run of the conversion")
+    parser.add_argument(
+        "--engines", default="onnxruntime-cuda,torch", help="onnxruntime-cuda and/or torch"
+    )
     parser.add_argument("--pack", nargs=2, type=Path, metavar=("SOURCE", "TARGET"))
     args = parser.parse_args(argv)
     if args.pack:
@@ -347,11 +404,13 @@ def main(argv: list[str] | None = None) -> None:
     report: dict[str, Any] = {"host": host(), "rows": [], "errors": {}}
     print(json.dumps(report["host"]), flush=True)
     batches = [int(b) for b in args.batches.split(",")]
-    register_comparisons()
+    engines = args.engines.split(",")
+    if "torch" in engines:
+        register_comparisons()
     for item in args.graph:
         name, path = item.split("=", 1)
         try:
-            report["rows"] += measure(name, Path(path), batches, args.runs, args.device)
+            report["rows"] += measure(name, Path(path), batches, args.runs, args.device, engines)
         except Exception as error:  # one graph failing must not lose the others' numbers
             report["errors"][name] = f"{type(error).__name__}: {error}"
             print(name, "failed:", report["errors"][name], flush=True)
