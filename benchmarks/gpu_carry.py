@@ -5,10 +5,12 @@
 
 A lent host takes at most 64 MiB a call and keeps what a call unpacks while it stays warm, so
 the parts are cut to travel one or two a call; `benchmarks/gpu_host_prep.sh` unpacks each as it
-arrives. The big one is onnxruntime-gpu's CUDA provider (284 MB, kernels for seven GPU
+arrives. The big one is onnxruntime-gpu's CUDA provider (284 MB, kernels for six GPU
 generations): `prune_fatbins` zeroes every kernel image not built for the host's `--arch`, so the
 library keeps its layout and the CUDA runtime still finds the images it loads, while xz shrinks
-the zeros away (52 MB for sm_90 instead of 231 MB).
+the zeros away (52 MB for sm_90 instead of 231 MB). Wheels the host lacks travel as they are
+(`pip download --platform manylinux2014_x86_64 --python-version 3.12`): tritonclient and
+python-rapidjson for the benchmark's client.
 """
 
 from __future__ import annotations
@@ -92,10 +94,7 @@ def onnxruntime_parts_from(wheel: Path, arch: int, out: Path, staging: Path) -> 
 
 
 def triton_part(python: str, out: Path) -> Path:
-    spec = importlib.util.find_spec("pytriton")
-    if spec is None or spec.origin is None:
-        raise SystemExit("nvidia-pytriton is not installed here: run `make install`")
-    package = Path(spec.origin).parent
+    package = package_dir("pytriton")
     server = package / "tritonserver"
     return xz_tar(
         out / "triton.tar.xz",
@@ -111,12 +110,17 @@ def triton_part(python: str, out: Path) -> Path:
     )
 
 
-def piper_part(out: Path) -> Path:
-    """Piper with its English espeak-ng data (the voice needs no other language)."""
-    spec = importlib.util.find_spec("piper")
+def package_dir(name: str) -> Path:
+    spec = importlib.util.find_spec(name)
     if spec is None or spec.origin is None:
-        raise SystemExit("piper-tts is not installed here: run `make install`")
-    piper = Path(spec.origin).parent
+        raise SystemExit(f"{name} is not installed here: run `make install`")
+    return Path(spec.origin).parent
+
+
+def piper_part(out: Path) -> Path:
+    """Piper (and pathvalidate, which it imports) with its English espeak-ng data: the voice
+    needs no other language."""
+    piper = package_dir("piper")
     skip = {"hebrew", "train", "ru_dict", "cmn_dict"}
     members = [(path, f"piper/{path.name}") for path in piper.iterdir() if path.name not in skip]
     data = piper / "espeak-ng-data"
@@ -126,6 +130,7 @@ def piper_part(out: Path) -> Path:
         for path in data.iterdir()
         if path.name not in skip
     ]
+    members.append((package_dir("pathvalidate"), "pathvalidate"))
     return xz_tar(out / "piper.tar.xz", members)
 
 
