@@ -17,13 +17,15 @@ for part in *.tar.xz; do
   $PY -c "import tarfile,sys;tarfile.open(sys.argv[1]).extractall(sys.argv[2])" "$part" "$into"
   touch "$part.done"
 done
-if [ -e cuda90.so.xz ] && [ ! -e cuda90.done ]; then
-  $PY -c "import lzma,shutil;shutil.copyfileobj(lzma.open('cuda90.so.xz'),open('cuda90.so','wb'))"
-  touch cuda90.done
-fi
-if [ -e cuda90.so ] && [ -d $R/site/onnxruntime/capi ]; then
-  cp cuda90.so $R/site/onnxruntime/capi/libonnxruntime_providers_cuda.so
-fi
+for part in cuda*.so.xz; do  # the CUDA provider, cut to one GPU generation (gpu_carry --arch)
+  [ -e "$part" ] || continue
+  [ -e "$part.done" ] && continue
+  $PY -c "import lzma,shutil,sys;shutil.copyfileobj(lzma.open(sys.argv[1]),open(sys.argv[2],'wb'))" "$part" "${part%.xz}"
+  touch "$part.done"
+done
+for provider in cuda*.so; do
+  [ -e "$provider" ] && [ -d $R/site/onnxruntime/capi ] && cp "$provider" $R/site/onnxruntime/capi/libonnxruntime_providers_cuda.so
+done
 cd - >/dev/null
 if [ -e $R/stage/voice16.onnx ]; then
   cp model_repository/tts/config.pbtxt $R/repo/tts/

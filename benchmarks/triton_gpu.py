@@ -1,13 +1,14 @@
 """One model through Triton on a lent GPU host: its `gpu` config against its shipped one.
 
-    python benchmarks/triton_gpu.py --triton <dir> --repository <dir> --model tts \\
+    python -m benchmarks.triton_gpu --triton <dir> --repository <dir> --model tts \\
         --configs gpu,default --concurrency 1,4,16,32 --out <dir>
 
-For hosts that have a GPU and PyTorch's CUDA libraries but none of our environment: it needs
-only numpy and tritonclient (gRPC), and imports nothing of ours. `--triton` is a folder holding
-the nvidia-pytriton wheel's `pytriton/tritonserver` and `nvidia_pytriton.libs`, carried there
-(what `triton_ops.server` launches here). For each config a fresh `tritonserver` serves only the
-model (`--model-config-name`; `default` is config.pbtxt); each concurrency step sends
+For hosts that have a GPU and PyTorch's CUDA libraries but none of our environment: beyond
+numpy, httpx and tritonclient (gRPC) it imports only `triton_ops.server`, which launches Triton
+as the engine does. `--triton` is a folder holding the nvidia-pytriton wheel's `pytriton` and
+`nvidia_pytriton.libs`, carried there (benchmarks/gpu_carry.py). For each config a fresh
+`tritonserver` serves only the model (`--model-config-name`; `default` is config.pbtxt), its log
+under `--out`; each concurrency step sends
 `--requests` requests of tutor sentences from that many clients at once and reports latency,
 throughput and the batches Triton formed (its statistics: requests over executions).
 """
@@ -15,13 +16,12 @@ throughput and the batches Triton formed (its statistics: requests over executio
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import shutil
 import statistics
 import subprocess
-import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -29,57 +29,14 @@ from typing import Any
 
 import numpy as np
 
+from triton_ops.server import TritonDistribution, TritonLaunch, TritonServer
+
 SENTENCES = (
     "Photosynthesis is how plants turn sunlight into food.",
     "Good question, let us look at it step by step.",
     "The denominator tells us how many equal parts the whole has.",
     "Try it yourself first, and I will check your answer.",
 )
-
-
-def backends(triton: Path, workdir: Path) -> Path:
-    """The Python backend with the stub for this interpreter next to it, where Triton looks."""
-    dist = triton / "pytriton" / "tritonserver"
-    version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    target = workdir / "backends" / "python"
-    shutil.copytree(dist / "backends" / "python", target, dirs_exist_ok=True)
-    shutil.copy2(dist / "python_backend_stubs" / version / "triton_python_backend_stub", target)
-    return workdir / "backends"
-
-
-def start(triton: Path, repository: Path, config: str, out: Path, port: int) -> Any:
-    command = [
-        str(triton / "pytriton" / "tritonserver" / "bin" / "tritonserver"),
-        f"--model-repository={repository}",
-        f"--backend-directory={backends(triton, Path(tempfile.mkdtemp()))}",
-        f"--grpc-port={port}",
-        f"--http-port={port + 1}",
-        f"--metrics-port={port + 2}",
-        "--log-info=true",
-        "--exit-timeout-secs=5",
-    ]
-    if config != "default":
-        command.append(f"--model-config-name={config}")
-    env = dict(os.environ)
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    libraries = [str(triton / "nvidia_pytriton.libs"), env.get("LD_LIBRARY_PATH", "")]
-    env["LD_LIBRARY_PATH"] = os.pathsep.join(part for part in libraries if part)
-    log = (out / f"tritonserver_{config}.log").open("w")
-    return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-
-
-def wait_ready(client: Any, model: str, server: Any, timeout_s: float = 300) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout_s:
-        if server.poll() is not None:
-            raise RuntimeError(f"tritonserver exited with {server.returncode}")
-        try:
-            if client.is_model_ready(model):
-                return time.monotonic() - started
-        except Exception:  # not listening yet
-            pass
-        time.sleep(0.5)
-    raise TimeoutError(f"{model} not ready in {timeout_s} s")
 
 
 def counts(client: Any, model: str) -> tuple[int, int]:
@@ -144,29 +101,37 @@ def step(url: str, model: str, concurrency: int, requests: int) -> dict[str, Any
     }
 
 
-def sweep(args: argparse.Namespace, config: str, port: int) -> dict[str, Any]:
+async def sweep(args: argparse.Namespace, config: str, port: int) -> dict[str, Any]:
+    """A fresh Triton for `config`, launched as the engine launches its own."""
     from tritonclient import grpc as triton
 
-    server = start(args.triton, args.repository, config, args.out, port)
-    url = f"127.0.0.1:{port}"
+    launch = TritonLaunch(
+        model_repository=args.repository,
+        workdir=args.out / f"triton_{config}",
+        grpc_port=port,
+        http_port=port + 1,
+        metrics_port=port + 2,
+        model_config_name=None if config == "default" else config,
+    )
+    server = TritonServer(launch, TritonDistribution.from_pytriton(args.triton / "pytriton"))
     try:
-        client = triton.InferenceServerClient(url)
-        ready_s = wait_ready(client, args.model, server)
+        started = time.monotonic()
+        await server.start()
+        await server.wait_ready(300)
+        ready_s = time.monotonic() - started
+        client = triton.InferenceServerClient(launch.grpc_url)
         for sentence in SENTENCES:  # warm-up: first runs pick kernels and fill caches
-            ask(client, args.model, sentence)
-        step(url, args.model, max(args.concurrency), args.requests)  # and batches' shapes
+            await asyncio.to_thread(ask, client, args.model, sentence)
+        url, most = launch.grpc_url, max(args.concurrency)
+        await asyncio.to_thread(step, url, args.model, most, args.requests)  # batches' shapes
         steps = []
         for concurrency in args.concurrency:
-            row = step(url, args.model, concurrency, args.requests)
+            row = await asyncio.to_thread(step, url, args.model, concurrency, args.requests)
             print(json.dumps({"config": config, **row}), flush=True)
             steps.append(row)
         return {"config": config, "ready_s": round(ready_s, 1), "steps": steps}
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        await server.stop()
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -216,7 +181,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     for index, config in enumerate(args.configs.split(",")):
         try:
-            report["runs"].append(sweep(args, config, 18001 + 10 * index))
+            report["runs"].append(asyncio.run(sweep(args, config, 18001 + 10 * index)))
         except Exception as error:  # one config failing must not lose the other's numbers
             report["failed"][config] = f"{type(error).__name__}: {error}"
             print(config, "failed:", report["failed"][config], flush=True)

@@ -44,11 +44,14 @@ class TritonDistribution:
     python_stub: Path | None = None
 
     @classmethod
-    def from_pytriton(cls) -> TritonDistribution:
-        spec = importlib.util.find_spec("pytriton")
-        if spec is None or spec.origin is None:
-            raise TritonStartError("nvidia-pytriton is not installed: run `make install`")
-        package = Path(spec.origin).parent
+    def from_pytriton(cls, package: Path | None = None) -> TritonDistribution:
+        """The installed nvidia-pytriton wheel's, or the one unpacked at `package` (its
+        `pytriton` folder, with `nvidia_pytriton.libs` beside it: benchmarks/gpu_carry.py)."""
+        if package is None:
+            spec = importlib.util.find_spec("pytriton")
+            if spec is None or spec.origin is None:
+                raise TritonStartError("nvidia-pytriton is not installed: run `make install`")
+            package = Path(spec.origin).parent
         dist = package / "tritonserver"
         return cls(
             binary=dist / "bin" / "tritonserver",
